@@ -1,0 +1,94 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/engine_options.h"
+#include "core/interner.h"
+#include "core/profile_update.h"
+#include "core/profile_view.h"
+
+namespace segd {
+
+// A profile's place in its shard's store: dense, reused after the profile is erased.
+using Slot = uint32_t;
+
+// What an applied update or replay changed, so the shard re-evaluates only the
+// segments that read it.
+struct AppliedUpdate {
+  Slot slot = 0;
+  bool created = false;             // the profile did not exist before
+  std::vector<uint32_t> attributes;  // interned names of attributes whose value changed
+  std::vector<uint32_t> event_types;  // interned types of events added or dropped
+  uint32_t events_added = 0;
+};
+
+// The profiles of one shard, stored compactly (see profile_codec.h): keys, attributes
+// and event histories, with the validation and update semantics of SPEC §1–2.
+//
+// Thread safety: none; owned by one shard, used by one thread at a time.
+class ProfileStore {
+ public:
+  explicit ProfileStore(const EngineOptions& options);
+  ~ProfileStore();
+  ProfileStore(const ProfileStore&) = delete;
+  ProfileStore& operator=(const ProfileStore&) = delete;
+
+  std::optional<Slot> Find(std::string_view key) const;
+
+  // Checks an update against SPEC §1–2 without changing anything. The message says
+  // what is wrong and where (`set["age"]: float value is NaN`).
+  absl::Status Validate(const ProfileUpdate& update, int64_t now) const;
+
+  // Applies one update at time `now` (SPEC §2): creates the profile if missing, then
+  // unset, set, increment, events (time 0 = now; duplicates by (type, id) ignored;
+  // events at or before now - retention dropped silently; the oldest dropped past
+  // max_events). On error nothing changes.
+  // REQUIRES: !update.del (deletes go through Erase).
+  absl::StatusOr<AppliedUpdate> Apply(const ProfileUpdate& update, int64_t now);
+
+  // Replaces (or creates) the whole profile `profile.key` with the given attributes
+  // and events, validated as an update would be; `segments` is ignored. On error
+  // nothing changes. `attributes` of the result lists every attribute name of the
+  // old and new profile; `event_types` every event type of either.
+  absl::StatusOr<AppliedUpdate> Replace(const ProfileData& profile, int64_t now);
+
+  // Removes the profile; its slot may be reused by a later create.
+  void Erase(Slot slot);
+
+  // Fills `view` with the profile as of `now`: events at or before now - retention
+  // are left out.
+  void Load(Slot slot, int64_t now, ProfileView* view) const;
+
+  // The profile as a client sees it: attributes sorted by name, retained events in
+  // history order, `segments` left empty (the shard fills it).
+  ProfileData Read(Slot slot, int64_t now) const;
+
+  std::string_view Key(Slot slot) const;
+
+  // Drops events that retention no longer keeps from storage.
+  void Prune(Slot slot, int64_t now);
+
+  // Slots are in [0, slot_limit()); IsLive tells which hold a profile.
+  Slot slot_limit() const;
+  bool IsLive(Slot slot) const;
+  size_t size() const;           // live profiles
+  uint64_t event_count() const;  // events held, all profiles
+  size_t MemoryBytes() const;    // an estimate of the heap held
+
+  Interner& interner() { return interner_; }
+  const Interner& interner() const { return interner_; }
+
+ private:
+  // Layout and helpers are the implementation's (profile_store.cc, profile_codec.h).
+  struct Impl;
+  EngineOptions options_;
+  Interner interner_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace segd
