@@ -2,6 +2,7 @@ add_library(segd_core
   change.cc
   change_log.cc
   cursor.cc
+  segment_catalog.cc
   evaluator.cc
   shard.cc
   engine.cc

@@ -1,1 +1,432 @@
-// placeholder
+#include "core/shard.h"
+
+#include <algorithm>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+
+namespace segd {
+namespace {
+
+// SPEC §1: 1-256 bytes of valid UTF-8. (Deletes check only the key.)
+absl::Status ValidateProfileKey(std::string_view key) {
+  if (key.empty() || key.size() > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("key: must be 1-256 bytes, got ", key.size()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct Shard::SegmentState {
+  std::shared_ptr<const SegmentDef> def;
+  std::unique_ptr<Expr> rule;  // bound to this shard
+  bool time_dependent = false;
+  std::vector<uint64_t> members;  // bit p: profile slot p is a member
+  uint64_t member_count = 0;
+  std::vector<uint32_t> dependents;  // slots of segments that reference this one
+};
+
+// in_segment as seen by an evaluation of one profile: the memberships as they stand,
+// including those already changed earlier in the same cascade.
+class Shard::ProfileMembership final : public MembershipSource {
+ public:
+  ProfileMembership(const Shard& shard, Slot p) : shard_(shard), p_(p) {}
+  bool IsMember(uint32_t segment_slot) const override {
+    return shard_.IsMember(segment_slot, p_);
+  }
+
+ private:
+  const Shard& shard_;
+  Slot p_;
+};
+
+Shard::Shard(int index, const EngineOptions& options)
+    : index_(index), options_(options), store_(options), log_(options.change_log_capacity) {}
+
+Shard::~Shard() = default;
+
+bool Shard::IsMember(uint32_t segment_slot, Slot p) const {
+  const SegmentState* s = segment_slot < segments_.size() ? segments_[segment_slot].get() : nullptr;
+  if (s == nullptr || (p >> 6) >= s->members.size()) return false;
+  return (s->members[p >> 6] >> (p & 63)) & 1;
+}
+
+void Shard::SetMember(SegmentState& s, Slot p, bool member) {
+  if ((p >> 6) >= s.members.size()) s.members.resize((store_.slot_limit() + 63) / 64 + 1, 0);
+  const uint64_t bit = uint64_t{1} << (p & 63);
+  if (member) {
+    s.members[p >> 6] |= bit;
+    ++s.member_count;
+  } else {
+    s.members[p >> 6] &= ~bit;
+    --s.member_count;
+  }
+}
+
+void Shard::GrowSlots() {
+  if (timer_at_.size() < store_.slot_limit()) timer_at_.resize(store_.slot_limit(), kNever);
+}
+
+void Shard::Mark(uint32_t segment_slot) {
+  if (marked_[segment_slot]) return;
+  marked_[segment_slot] = 1;
+  marked_ranks_.push_back(rank_[segment_slot]);
+  std::push_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
+}
+
+void Shard::MarkAll() {
+  for (uint32_t slot : order_) Mark(slot);
+}
+
+void Shard::MarkTimeDependent() {
+  for (uint32_t slot : time_dependent_) Mark(slot);
+}
+
+void Shard::Emit(Slot p, const SegmentState& s, ChangeKind kind, int64_t time, Cause cause) {
+  pending_.push_back(Change{std::string(store_.Key(p)), s.def->id, kind, time, cause});
+}
+
+int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
+  int64_t due = kNever;
+  if (marked_ranks_.empty()) return due;
+  store_.Load(p, at, &view_);
+  const ProfileMembership membership(*this, p);
+  while (!marked_ranks_.empty()) {
+    std::pop_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
+    const uint32_t slot = order_[marked_ranks_.back()];
+    marked_ranks_.pop_back();
+    marked_[slot] = 0;
+    SegmentState& s = *segments_[slot];
+    Evaluator eval(view_, at, options_.retention_ms, &membership,
+                   s.time_dependent ? &due : nullptr);
+    ++evaluations_;
+    const bool member = eval.Test(*s.rule);
+    if (member == IsMember(slot, p)) continue;
+    SetMember(s, p, member);
+    if (!quiet) Emit(p, s, member ? ChangeKind::kEnter : ChangeKind::kExit, at, cause);
+    for (uint32_t d : s.dependents) Mark(d);
+  }
+  return due;
+}
+
+// REQUIRES: when !replace, `due` only lowers the timer (the other time-dependent
+// segments of p were not re-evaluated, so the current timer still covers them).
+void Shard::Schedule(Slot p, int64_t due, bool replace) {
+  if (replace) timer_at_[p] = kNever;
+  if (due >= timer_at_[p]) return;
+  timer_at_[p] = due;
+  timers_.Push(due, p);
+}
+
+void Shard::AdvanceTo(int64_t t) {
+  int64_t due;
+  Slot p;
+  while (timers_.PopDue(t, &due, &p)) {
+    if (!store_.IsLive(p) || timer_at_[p] != due) continue;  // superseded
+    MarkTimeDependent();
+    const int64_t next = Reevaluate(p, due, Cause::kTime, /*quiet=*/false);
+    Schedule(p, next, /*replace=*/true);
+  }
+  now_ = std::max(now_, t);
+}
+
+absl::Status Shard::Apply(const ProfileUpdate& update) {
+  if (update.del) {
+    if (absl::Status s = ValidateProfileKey(update.key); !s.ok()) return s;
+    if (std::optional<Slot> p = store_.Find(update.key)) EraseProfile(*p, Cause::kProfileDelete);
+    ++updates_applied_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<AppliedUpdate> applied = store_.Apply(update, now_);
+  if (!applied.ok()) return applied.status();
+  ++updates_applied_;
+  GrowSlots();
+  const Slot p = applied->slot;
+  if (applied->created) {
+    timer_at_[p] = kNever;
+    MarkAll();
+  } else {
+    for (uint32_t name : applied->attributes) {
+      if (auto it = by_attribute_.find(name); it != by_attribute_.end()) {
+        for (uint32_t slot : it->second) Mark(slot);
+      }
+    }
+    for (uint32_t type : applied->event_types) {
+      if (auto it = by_event_type_.find(type); it != by_event_type_.end()) {
+        for (uint32_t slot : it->second) Mark(slot);
+      }
+    }
+    if (!applied->event_types.empty()) {
+      for (uint32_t slot : any_event_type_) Mark(slot);
+    }
+  }
+  const int64_t due = Reevaluate(p, now_, Cause::kUpdate, /*quiet=*/false);
+  Schedule(p, due, /*replace=*/applied->created);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Shard::Replay(const ProfileData& profile, bool quiet) {
+  absl::StatusOr<AppliedUpdate> applied = store_.Replace(profile, now_);
+  if (!applied.ok()) return applied.status();
+  GrowSlots();
+  const Slot p = applied->slot;
+  MarkAll();
+  const int64_t due = Reevaluate(p, now_, Cause::kReplay, quiet);
+  Schedule(p, due, /*replace=*/true);
+  store_.Load(p, now_, &view_);
+  return view_.num_events();
+}
+
+void Shard::EraseProfile(Slot p, Cause cause) {
+  for (uint32_t slot : order_) {
+    SegmentState& s = *segments_[slot];
+    if (!IsMember(slot, p)) continue;
+    SetMember(s, p, false);
+    Emit(p, s, ChangeKind::kExit, now_, cause);
+  }
+  timer_at_[p] = kNever;
+  store_.Erase(p);
+}
+
+void Shard::Bind(Expr& rule, const SegmentCatalog& catalog, bool intern) {
+  Interner& names = store_.interner();
+  auto id = [&](const std::string& name) -> uint32_t {
+    if (intern) return names.Intern(name);
+    return names.Find(name).value_or(kUnbound);
+  };
+  auto bind_selector = [&](Selector& s) {
+    if (!s.any_type) s.type_id = id(s.event_type);
+  };
+  VisitExprs(rule, [&](Expr& e) {
+    switch (e.kind) {
+      case ExprKind::kName:
+      case ExprKind::kHas: e.name_id = id(e.name); break;
+      case ExprKind::kInSegment: {
+        std::shared_ptr<const SegmentDef> ref = catalog.Find(e.segment);
+        e.segment_slot = ref != nullptr ? ref->slot : kUnbound;
+        break;
+      }
+      case ExprKind::kAggregate:
+        bind_selector(e.selector);
+        if (!e.property.empty()) e.property_id = id(e.property);
+        break;
+      case ExprKind::kSequence:
+        for (Selector& s : e.steps) bind_selector(s);
+        break;
+      default: break;
+    }
+  });
+}
+
+void Shard::RebuildIndexes(const SegmentCatalog& catalog) {
+  order_.clear();
+  rank_.assign(catalog.slot_limit(), 0);
+  by_attribute_.clear();
+  by_event_type_.clear();
+  any_event_type_.clear();
+  time_dependent_.clear();
+  if (segments_.size() < catalog.slot_limit()) segments_.resize(catalog.slot_limit());
+  marked_.assign(segments_.size(), 0);
+  marked_ranks_.clear();
+  for (auto& s : segments_) {
+    if (s != nullptr) s->dependents.clear();
+  }
+  Interner& names = store_.interner();
+  for (const auto& def : catalog.order()) {
+    const uint32_t slot = def->slot;
+    rank_[slot] = static_cast<uint32_t>(order_.size());
+    order_.push_back(slot);
+    const RuleInfo& info = def->info;
+    for (const std::string& a : info.attributes) by_attribute_[names.Intern(a)].push_back(slot);
+    for (const std::string& t : info.event_types) by_event_type_[names.Intern(t)].push_back(slot);
+    if (info.any_event_type) any_event_type_.push_back(slot);
+    if (info.time_dependent()) time_dependent_.push_back(slot);
+    for (const std::string& ref : info.segments) {
+      segments_[catalog.Find(ref)->slot]->dependents.push_back(slot);
+    }
+  }
+}
+
+SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
+                              const SegmentCatalog& catalog) {
+  if (segments_.size() <= def->slot) segments_.resize(def->slot + 1);
+  std::unique_ptr<SegmentState>& state = segments_[def->slot];
+  if (state == nullptr) state = std::make_unique<SegmentState>();
+  state->def = def;
+  state->rule = CloneExpr(*def->rule);
+  Bind(*state->rule, catalog, /*intern=*/true);
+  state->time_dependent = def->info.time_dependent();
+  RebuildIndexes(catalog);
+  GrowSlots();
+
+  // The backfill: every profile, as of now. A replaced rule may also drop timers it no
+  // longer needs; those fire once, find nothing due, and are rescheduled.
+  SegmentDiff diff;
+  for (Slot p = 0; p < store_.slot_limit(); ++p) {
+    if (!store_.IsLive(p)) continue;
+    const bool was = IsMember(def->slot, p);
+    Mark(def->slot);
+    const int64_t due = Reevaluate(p, now_, Cause::kSegmentPut, /*quiet=*/false);
+    Schedule(p, due, /*replace=*/false);
+    const bool is = IsMember(def->slot, p);
+    if (is != was) ++(is ? diff.entered : diff.exited);
+  }
+  diff.members = state->member_count;
+  return diff;
+}
+
+SegmentDiff Shard::DryRunSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
+  std::unique_ptr<Expr> rule = CloneExpr(*def.rule);
+  Bind(*rule, catalog, /*intern=*/false);
+  SegmentDiff diff;
+  for (Slot p = 0; p < store_.slot_limit(); ++p) {
+    if (!store_.IsLive(p)) continue;
+    store_.Load(p, now_, &view_);
+    const ProfileMembership membership(*this, p);
+    Evaluator eval(view_, now_, options_.retention_ms, &membership);
+    const bool is = eval.Test(*rule);
+    const bool was = IsMember(def.slot, p) && segments_[def.slot]->def->id == def.id;
+    if (is != was) ++(is ? diff.entered : diff.exited);
+    diff.members += is;
+  }
+  return diff;
+}
+
+uint64_t Shard::DeleteSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
+  std::unique_ptr<SegmentState> state = std::move(segments_[def.slot]);
+  uint64_t exited = 0;
+  if (state != nullptr) {
+    for (Slot p = 0; p < store_.slot_limit(); ++p) {
+      if ((p >> 6) >= state->members.size() || !((state->members[p >> 6] >> (p & 63)) & 1)) {
+        continue;
+      }
+      Emit(p, *state, ChangeKind::kExit, now_, Cause::kSegmentDelete);
+      ++exited;
+    }
+  }
+  RebuildIndexes(catalog);
+  return exited;
+}
+
+uint64_t Shard::MemberCount(uint32_t segment_slot) const {
+  return segment_slot < segments_.size() && segments_[segment_slot] != nullptr
+             ? segments_[segment_slot]->member_count
+             : 0;
+}
+
+std::optional<ProfileData> Shard::GetProfile(std::string_view key) {
+  std::optional<Slot> p = store_.Find(key);
+  if (!p) return std::nullopt;
+  ProfileData data = store_.Read(*p, now_);
+  for (uint32_t slot : order_) {
+    if (IsMember(slot, *p)) data.segments.push_back(segments_[slot]->def->id);
+  }
+  std::sort(data.segments.begin(), data.segments.end());
+  return data;
+}
+
+void Shard::Members(uint32_t segment_slot, std::vector<std::string>* out) const {
+  if (segment_slot >= segments_.size() || segments_[segment_slot] == nullptr) return;
+  const std::vector<uint64_t>& bits = segments_[segment_slot]->members;
+  for (size_t w = 0; w < bits.size(); ++w) {
+    for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
+      out->emplace_back(store_.Key(static_cast<Slot>(w * 64 + __builtin_ctzll(word))));
+    }
+  }
+}
+
+void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* matched,
+                  uint64_t* total) {
+  std::unique_ptr<Expr> bound = CloneExpr(rule);
+  Bind(*bound, catalog, /*intern=*/false);
+  for (Slot p = 0; p < store_.slot_limit(); ++p) {
+    if (!store_.IsLive(p)) continue;
+    store_.Load(p, now_, &view_);
+    const ProfileMembership membership(*this, p);
+    Evaluator eval(view_, now_, options_.retention_ms, &membership);
+    *matched += eval.Test(*bound);
+    ++*total;
+  }
+}
+
+void Shard::Funnel(std::span<const Selector> steps, int64_t within_ms,
+                   std::vector<uint64_t>* counts, uint64_t* total, uint64_t* scanned) {
+  std::vector<Selector> bound;
+  bound.reserve(steps.size());
+  const SegmentCatalog no_segments(0);  // steps cannot reference segments
+  for (const Selector& s : steps) {
+    Selector b = CloneSelector(s);
+    Expr holder;
+    holder.kind = ExprKind::kSequence;
+    holder.steps.push_back(std::move(b));
+    Bind(holder, no_segments, /*intern=*/false);
+    bound.push_back(std::move(holder.steps[0]));
+  }
+  counts->resize(steps.size(), 0);
+  for (Slot p = 0; p < store_.slot_limit(); ++p) {
+    if (!store_.IsLive(p)) continue;
+    store_.Load(p, now_, &view_);
+    Evaluator eval(view_, now_, options_.retention_ms, nullptr);
+    const size_t k = eval.MatchSequence(bound, within_ms, scanned);
+    for (size_t i = 0; i < k; ++i) ++(*counts)[i];
+    ++*total;
+  }
+}
+
+std::optional<ExplainResult> Shard::Explain(std::string_view key, const Expr& rule,
+                                            const SegmentCatalog& catalog) {
+  std::optional<Slot> p = store_.Find(key);
+  if (!p) return std::nullopt;
+  std::unique_ptr<Expr> bound = CloneExpr(rule);
+  Bind(*bound, catalog, /*intern=*/false);
+  store_.Load(*p, now_, &view_);
+  const ProfileMembership membership(*this, *p);
+  Evaluator eval(view_, now_, options_.retention_ms, &membership);
+  return eval.Explain(*bound);
+}
+
+void Shard::ForEachProfile(const std::function<void(ProfileData&&)>& f) {
+  for (Slot p = 0; p < store_.slot_limit(); ++p) {
+    if (store_.IsLive(p)) f(store_.Read(p, now_));
+  }
+}
+
+void Shard::SnapshotMembers(const absl::flat_hash_set<std::string>* segments,
+                            std::vector<Change>* out) const {
+  std::vector<std::string> keys;
+  for (uint32_t slot : order_) {
+    const SegmentState& s = *segments_[slot];
+    if (segments != nullptr && !segments->contains(s.def->id)) continue;
+    keys.clear();
+    Members(slot, &keys);
+    for (std::string& key : keys) {
+      out->push_back(Change{std::move(key), s.def->id, ChangeKind::kEnter, now_, Cause::kSnapshot});
+    }
+  }
+}
+
+void Shard::Flush() {
+  if (pending_.empty()) return;
+  log_.Append(pending_);
+  changes_emitted_ += pending_.size();
+  pending_.clear();
+}
+
+ShardStats Shard::Stats() const {
+  ShardStats s;
+  s.profiles = store_.size();
+  s.events = store_.event_count();
+  s.updates_applied = updates_applied_;
+  s.changes_emitted = changes_emitted_;
+  s.evaluations = evaluations_;
+  s.now = now_;
+  s.memory_bytes = store_.MemoryBytes() + timers_.MemoryBytes() +
+                   timer_at_.capacity() * sizeof(int64_t);
+  for (const auto& seg : segments_) {
+    if (seg != nullptr) s.memory_bytes += seg->members.capacity() * sizeof(uint64_t);
+  }
+  return s;
+}
+
+}  // namespace segd

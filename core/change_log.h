@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/change.h"
+
+namespace segd {
+
+// The bounded log of one shard's membership changes (SPEC §4). Every change gets the
+// next sequence number; the log keeps the newest `capacity` of them. A reader holds a
+// position (the sequence number of the next change it wants) and reads on from it;
+// a position older than the oldest change kept is out of range.
+//
+// Thread safety: thread-safe. One writer (the shard) appends; any number of readers
+// read and wait concurrently. Appends take the lock once per call.
+class ChangeLog {
+ public:
+  explicit ChangeLog(uint64_t capacity);
+  ChangeLog(const ChangeLog&) = delete;
+  ChangeLog& operator=(const ChangeLog&) = delete;
+
+  void Append(std::span<const Change> changes);
+
+  // The position after the newest change: where a reader starting "now" begins.
+  uint64_t end() const;
+  // The position of the oldest change still held.
+  uint64_t begin() const;
+
+  // Appends to `out` the changes from position `from` on, at most `max` of them,
+  // skipping those whose segment is not in `segments` (null: all segments); skipped
+  // changes count toward `max` as read. Returns the position after the last change
+  // read. OUT_OF_RANGE if `from` is older than begin(); INVALID_ARGUMENT if past end().
+  absl::StatusOr<uint64_t> Read(uint64_t from, size_t max,
+                                const absl::flat_hash_set<std::string>* segments,
+                                std::vector<Change>* out) const;
+
+  // Blocks until a change at position >= `from` exists or `timeout` passes; returns
+  // whether one exists.
+  bool WaitForChangesAfter(uint64_t from, absl::Duration timeout) const;
+
+  uint64_t capacity() const { return capacity_; }
+
+ private:
+  // A change as held: the segment id is interned in segment_ids_ so that a record
+  // costs the key plus a few words.
+  struct Record {
+    std::string key;
+    int64_t time;
+    uint32_t segment;
+    ChangeKind kind;
+    Cause cause;
+  };
+
+  uint32_t SegmentRef(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const uint64_t capacity_;
+  mutable absl::Mutex mu_;
+  std::deque<Record> records_ ABSL_GUARDED_BY(mu_);
+  uint64_t begin_ ABSL_GUARDED_BY(mu_) = 0;  // position of records_.front()
+  std::vector<std::string> segment_ids_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint32_t> segment_refs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace segd

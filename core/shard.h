@@ -1,0 +1,155 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "core/change.h"
+#include "core/change_log.h"
+#include "core/engine_options.h"
+#include "core/evaluator.h"
+#include "core/profile_store.h"
+#include "core/segment_catalog.h"
+#include "core/timer_queue.h"
+
+namespace segd {
+
+struct SegmentDiff {
+  uint64_t entered = 0;
+  uint64_t exited = 0;
+  uint64_t members = 0;  // after the change
+};
+
+struct ShardStats {
+  uint64_t profiles = 0;
+  uint64_t events = 0;
+  uint64_t updates_applied = 0;
+  uint64_t changes_emitted = 0;
+  uint64_t evaluations = 0;  // rule evaluations of stored segments, all causes
+  uint64_t memory_bytes = 0;
+  int64_t now = 0;
+};
+
+// One partition of the profiles, with everything that depends on them: each stored
+// segment's rule bound to this shard's interned names, its members (a bitset over
+// profile slots), the timers of time-dependent memberships, and the change log.
+//
+// Incremental evaluation: an update re-evaluates only the segments that read an
+// attribute it changed or an event type it added or dropped; a segment whose
+// membership changes re-evaluates the segments that reference it (in dependency order).
+//
+// Exact time: every profile holding a time-dependent membership has one timer, at or
+// before the earliest moment any of its time-dependent results can change. When it
+// fires, those segments are re-evaluated as of that moment, so every flip is emitted
+// at its exact due time, in time order.
+//
+// Changes are buffered while an operation runs; Flush() moves them to the change log
+// (callers flush once per batch).
+//
+// Thread safety: none, except changes() (the ChangeLog is thread-safe). A shard is
+// driven by one thread at a time.
+class Shard {
+ public:
+  Shard(int index, const EngineOptions& options);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  int index() const { return index_; }
+  int64_t now() const { return now_; }
+
+  // Fires every timer due at or before `t`, each evaluated as of its due time, then
+  // makes `t` the shard's now. Earlier times are ignored (now never moves back).
+  void AdvanceTo(int64_t t);
+
+  // Applies one update at now() (SPEC §2). On error nothing changed.
+  absl::Status Apply(const ProfileUpdate& update);
+  // Replaces or creates the whole profile; returns the events it now holds. quiet:
+  // memberships follow, but no change is emitted.
+  absl::StatusOr<uint64_t> Replay(const ProfileData& profile, bool quiet);
+
+  // Segment definitions. The catalog already holds the new state (after Commit or
+  // Erase); `def` is the segment put or deleted.
+  SegmentDiff PutSegment(const std::shared_ptr<const SegmentDef>& def,
+                         const SegmentCatalog& catalog);
+  // What PutSegment would change for this segment alone; changes nothing.
+  SegmentDiff DryRunSegment(const SegmentDef& def, const SegmentCatalog& catalog);
+  uint64_t DeleteSegment(const SegmentDef& def, const SegmentCatalog& catalog);
+  uint64_t MemberCount(uint32_t segment_slot) const;
+
+  // Queries. Rules passed here are checked and unbound; the shard binds a copy
+  // without adding names to its interner.
+  std::optional<ProfileData> GetProfile(std::string_view key);
+  void Members(uint32_t segment_slot, std::vector<std::string>* out) const;
+  void Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* matched, uint64_t* total);
+  void Funnel(std::span<const Selector> steps, int64_t within_ms, std::vector<uint64_t>* counts,
+              uint64_t* total, uint64_t* scanned);
+  std::optional<ExplainResult> Explain(std::string_view key, const Expr& rule,
+                                       const SegmentCatalog& catalog);
+  void ForEachProfile(const std::function<void(ProfileData&&)>& f);
+  // ENTER/SNAPSHOT changes for every member of the given segments (null: all).
+  void SnapshotMembers(const absl::flat_hash_set<std::string>* segments,
+                       std::vector<Change>* out) const;
+
+  void Flush();
+  ChangeLog& changes() { return log_; }
+  const ChangeLog& changes() const { return log_; }
+  ShardStats Stats() const;
+
+ private:
+  struct SegmentState;
+  class ProfileMembership;
+
+  bool IsMember(uint32_t segment_slot, Slot p) const;
+  void SetMember(SegmentState& s, Slot p, bool member);
+  void GrowSlots();
+  void Mark(uint32_t segment_slot);
+  void MarkAll();
+  void MarkTimeDependent();
+  // Evaluates the marked segments for profile p as of `at`, cascading to dependents of
+  // every segment whose membership changes; emits changes (unless quiet). Returns the
+  // earliest candidate time of the time-dependent segments evaluated.
+  int64_t Reevaluate(Slot p, int64_t at, Cause cause, bool quiet);
+  void Schedule(Slot p, int64_t due, bool replace);
+  void Emit(Slot p, const SegmentState& s, ChangeKind kind, int64_t time, Cause cause);
+  void Bind(Expr& rule, const SegmentCatalog& catalog, bool intern);
+  void RebuildIndexes(const SegmentCatalog& catalog);
+  void EraseProfile(Slot p, Cause cause);
+
+  const int index_;
+  const EngineOptions options_;
+  int64_t now_ = std::numeric_limits<int64_t>::min();
+  ProfileStore store_;
+  ProfileView view_;  // scratch for evaluations
+
+  std::vector<std::unique_ptr<SegmentState>> segments_;  // by segment slot
+  std::vector<uint32_t> order_;                          // segment slots, dependency order
+  std::vector<uint32_t> rank_;                           // by segment slot: index in order_
+  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_attribute_;   // name id -> slots
+  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_event_type_;  // type id -> slots
+  std::vector<uint32_t> any_event_type_;  // slots of segments with a "*" selector
+  std::vector<uint32_t> time_dependent_;  // slots of time-dependent segments
+
+  std::vector<uint32_t> marked_ranks_;  // min-heap of ranks to evaluate
+  std::vector<uint8_t> marked_;         // by segment slot
+
+  std::vector<int64_t> timer_at_;  // by profile slot: due time of its live timer
+  TimerQueue timers_;
+
+  std::vector<Change> pending_;
+  ChangeLog log_;
+  uint64_t updates_applied_ = 0;
+  uint64_t changes_emitted_ = 0;
+  uint64_t evaluations_ = 0;
+};
+
+}  // namespace segd

@@ -1,0 +1,82 @@
+#include "core/change_log.h"
+
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "core/cursor.h"
+
+namespace segd {
+namespace {
+
+Change MakeChange(int i) {
+  return Change{"k" + std::to_string(i), i % 2 ? "odd" : "even", ChangeKind::kEnter, i, Cause::kUpdate};
+}
+
+TEST_CASE("ChangeLog reads on from any held position", "[core][changes]") {
+  ChangeLog log(100);
+  std::vector<Change> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(MakeChange(i));
+  log.Append(batch);
+  CHECK(log.begin() == 0);
+  CHECK(log.end() == 10);
+  std::vector<Change> out;
+  absl::StatusOr<uint64_t> next = log.Read(3, 4, nullptr, &out);
+  REQUIRE(next.ok());
+  CHECK(*next == 7);
+  REQUIRE(out.size() == 4);
+  CHECK(out[0] == MakeChange(3));
+  CHECK(out[3] == MakeChange(6));
+  CHECK(log.Read(11, 4, nullptr, &out).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("ChangeLog filters by segment and counts skipped changes as read", "[core][changes]") {
+  ChangeLog log(100);
+  std::vector<Change> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(MakeChange(i));
+  log.Append(batch);
+  absl::flat_hash_set<std::string> odd = {"odd"};
+  std::vector<Change> out;
+  absl::StatusOr<uint64_t> next = log.Read(0, 4, &odd, &out);
+  CHECK(*next == 4);
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].key == "k1");
+  CHECK(out[1].key == "k3");
+}
+
+TEST_CASE("ChangeLog keeps the newest changes up to its capacity", "[core][changes]") {
+  ChangeLog log(5);
+  for (int i = 0; i < 12; ++i) log.Append(std::vector<Change>{MakeChange(i)});
+  CHECK(log.begin() == 7);
+  CHECK(log.end() == 12);
+  std::vector<Change> out;
+  CHECK(log.Read(6, 10, nullptr, &out).status().code() == absl::StatusCode::kOutOfRange);
+  REQUIRE(log.Read(7, 10, nullptr, &out).ok());
+  CHECK(out.front() == MakeChange(7));
+}
+
+TEST_CASE("ChangeLog wakes a waiting reader when changes arrive", "[core][changes]") {
+  ChangeLog log(10);
+  CHECK_FALSE(log.WaitForChangesAfter(0, absl::Milliseconds(1)));
+  std::thread writer([&] { log.Append(std::vector<Change>{MakeChange(1)}); });
+  CHECK(log.WaitForChangesAfter(0, absl::Seconds(30)));
+  writer.join();
+}
+
+TEST_CASE("Cursors round-trip and reject damage", "[core][changes]") {
+  Cursor c{0x1234567890abcdefULL, {0, 1, 300, uint64_t{1} << 40}};
+  std::string bytes = EncodeCursor(c);
+  absl::StatusOr<Cursor> back = DecodeCursor(bytes);
+  REQUIRE(back.ok());
+  CHECK(*back == c);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string damaged = bytes;
+    damaged[i] ^= 0x40;
+    CHECK(DecodeCursor(damaged).status().code() == absl::StatusCode::kInvalidArgument);
+  }
+  CHECK_FALSE(DecodeCursor("").ok());
+  CHECK_FALSE(DecodeCursor(bytes.substr(0, bytes.size() - 1)).ok());
+}
+
+}  // namespace
+}  // namespace segd
