@@ -466,8 +466,9 @@ TEST_CASE_METHOD(EngineFixture, "Funnel counts each step's prefix", "[core][quer
   CHECK(r->total == 5);
   r = engine.Funnel(steps, kDay);
   CHECK(r->counts == std::vector<uint64_t>{3, 2, 1});
-  std::vector<std::string> where = {"view", "cart where price >= 60", "buy"};
-  CHECK(engine.Funnel(where, 0)->counts == std::vector<uint64_t>{4, 1, 0});
+  // price is the event time mod 100: the views of a and b at kT0 - 50 have price 50.
+  std::vector<std::string> where = {"view where price = 50", "cart", "buy"};
+  CHECK(engine.Funnel(where, 0)->counts == std::vector<uint64_t>{2, 2, 1});
   CHECK(engine.Funnel(steps, -1).status().code() == absl::StatusCode::kInvalidArgument);
   std::vector<std::string> bad = {"view", "cart where ("};
   absl::Status s = engine.Funnel(bad, 0).status();
@@ -498,6 +499,27 @@ TEST_CASE_METHOD(EngineFixture, "Explain shows each sub-expression and its value
   CHECK(engine.Explain("nobody", "dk_adult", "").status().code() == absl::StatusCode::kNotFound);
   CHECK(engine.Explain("a", "nope", "").status().code() == absl::StatusCode::kNotFound);
   CHECK(engine.Explain("a", "", "").status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace segd::testing
+
+namespace segd::testing {
+namespace {
+
+TEST_CASE_METHOD(EngineFixture, "A 16 KiB chain of additions is stored, evaluated and explained",
+                 "[core][limits]") {
+  std::string rule = "a = 0";
+  while (rule.size() + 2 <= kMaxRuleBytes) rule += "+1";
+  const int64_t ones = static_cast<int64_t>((rule.size() - 5) / 2);
+  Set("p", {{"a", Value::Int(ones)}});
+  Put("long", rule);
+  CHECK(IsMember("p", "long"));
+  absl::StatusOr<ExplainResult> r = engine.Explain("p", "long", "");
+  REQUIRE(r.ok());
+  CHECK(r->matched);
+  CHECK(engine.PutSegment({"too_long", rule + "+1", ""}, false).status().code() ==
+        absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

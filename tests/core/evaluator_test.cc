@@ -227,7 +227,7 @@ TEST_CASE_METHOD(EngineFixture, "sum, avg, min, max and count_distinct", "[core]
   CHECK_FALSE(Holds("p", "min(nothing.amount) >= 0"));
   CHECK(Holds("p", "count_distinct(buy.sku) = 3"));          // "a", "b", and 1 = 1.0 once
   CHECK(Holds("p", "count_distinct(buy.amount) = 3"));       // 10, 20, "x"
-  CHECK(Holds("p", "count_distinct(buy.sku within 3ms) = 2"));
+  CHECK(Holds("p", "count_distinct(buy.sku within 4ms) = 2"));
   CHECK(Holds("p", "count_distinct(nothing.sku) = 0"));
 }
 
