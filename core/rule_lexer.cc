@@ -86,7 +86,7 @@ std::string Truncate(std::string_view s, size_t max) {
   if (s.size() <= max) return std::string(s);
   size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
-  return absl::StrCat(ToAbsl(s.substr(0, cut)), "...");
+  return absl::StrCat(AsAbsl(s.substr(0, cut)), "...");
 }
 
 class Lexer {
@@ -376,7 +376,7 @@ class Lexer {
           const size_t len = DecodeUtf8(text_, off_, &cp);
           if (len == 0) return Error(pos_, off_, "invalid UTF-8 in rule text");
           return Error(esc_pos, esc_begin,
-                       absl::StrCat("invalid escape '\\", ToAbsl(text_.substr(off_, len)),
+                       absl::StrCat("invalid escape '\\", AsAbsl(text_.substr(off_, len)),
                                     "' in string (valid: \\\\ \\\" \\' \\n \\t \\r \\uXXXX)"));
         }
       }

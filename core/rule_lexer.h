@@ -8,6 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "core/rule.h"
+#include "core/text.h"
 
 namespace segd {
 
@@ -58,12 +59,6 @@ std::vector<Token> LexRule(std::string_view text);
 
 // Whether `word` is always reserved (SPEC §3) and so cannot be a bare name.
 bool IsReservedWord(std::string_view word);
-
-// This Abseil build's absl::string_view is not std::string_view: converts one for
-// absl::StrCat and friends.
-inline absl::string_view ToAbsl(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // How an error message names a token: `'x'`, a string as written, or "end of rule".
 std::string DescribeToken(const Token& token);

@@ -386,7 +386,7 @@ class Parser {
 
   bool IntFits(const Token& t) {
     if (t.magnitude <= kInt64Max) return true;
-    Fail(t, absl::StrCat("integer ", ToAbsl(t.raw), " does not fit in int64"));
+    Fail(t, absl::StrCat("integer ", AsAbsl(t.raw), " does not fit in int64"));
     return false;
   }
 
@@ -471,9 +471,9 @@ class Parser {
   }
 
   static std::string ReservedMessage(absl::string_view expected, const Token& t) {
-    std::string m = absl::StrCat("expected ", expected, ", found '", ToAbsl(t.raw), "'");
+    std::string m = absl::StrCat("expected ", expected, ", found '", AsAbsl(t.raw), "'");
     if (t.raw != "and" && t.raw != "or" && t.raw != "not" && t.raw != "true" && t.raw != "false") {
-      absl::StrAppend(&m, " (a reserved word: write `", ToAbsl(t.raw), "` to use it as a name)");
+      absl::StrAppend(&m, " (a reserved word: write `", AsAbsl(t.raw), "` to use it as a name)");
     }
     return m;
   }
@@ -541,7 +541,7 @@ class Parser {
     AggregateFn fn = AggregateFn::kCount;
     const Function f = LookupFunction(name.raw, &fn);
     if (f == Function::kNone) {
-      return Fail(name, absl::StrCat("unknown function '", ToAbsl(name.raw), "'"));
+      return Fail(name, absl::StrCat("unknown function '", AsAbsl(name.raw), "'"));
     }
     Nest nest(*this);
     if (nest.TooDeep()) return TooDeep(name);
@@ -570,13 +570,13 @@ class Parser {
       case Function::kSelectorAggregate:
         e = New(ExprKind::kAggregate, name.pos);
         e->fn = fn;
-        if (!ParseSelector(&e->selector, ToAbsl(name.raw))) return nullptr;
+        if (!ParseSelector(&e->selector, AsAbsl(name.raw))) return nullptr;
         if (!Expect(TokenKind::kRParen, "')' after selector")) return nullptr;
         break;
       case Function::kPropertyAggregate:
         e = New(ExprKind::kAggregate, name.pos);
         e->fn = fn;
-        if (!ParsePropertySelector(e.get(), ToAbsl(name.raw))) return nullptr;
+        if (!ParsePropertySelector(e.get(), AsAbsl(name.raw))) return nullptr;
         if (!Expect(TokenKind::kRParen, "')' after selector")) return nullptr;
         break;
       case Function::kSequence:
@@ -648,7 +648,7 @@ class Parser {
     const Token& t = Peek();
     if (t.kind != TokenKind::kDuration) {
       if (t.kind == TokenKind::kInt) {
-        Fail(t, absl::StrCat("expected a duration after 'within', found '", ToAbsl(t.raw),
+        Fail(t, absl::StrCat("expected a duration after 'within', found '", AsAbsl(t.raw),
                              "' (add a unit: ms, s, m, h, d or w)"));
       } else {
         Expected("a duration after 'within' (e.g. 30d)");
