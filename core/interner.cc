@@ -1,1 +1,31 @@
-// placeholder
+#include "core/interner.h"
+
+namespace segd {
+
+uint32_t Interner::Intern(std::string_view s) {
+  if (auto it = ids_.find(s); it != ids_.end()) return it->second;
+  const std::string& stored = storage_.emplace_back(s);
+  const auto id = static_cast<uint32_t>(strings_.size());
+  strings_.push_back(stored);
+  ids_.emplace(std::string_view(stored), id);
+  return id;
+}
+
+std::optional<uint32_t> Interner::Find(std::string_view s) const {
+  if (auto it = ids_.find(s); it != ids_.end()) return it->second;
+  return std::nullopt;
+}
+
+size_t Interner::MemoryBytes() const {
+  // Short strings live inside std::string (SSO); longer ones own a heap buffer.
+  constexpr size_t kSsoCapacity = std::string().capacity();
+  size_t bytes = storage_.size() * sizeof(std::string);
+  for (const std::string& s : storage_) {
+    if (s.capacity() > kSsoCapacity) bytes += s.capacity() + 1;
+  }
+  bytes += strings_.capacity() * sizeof(std::string_view);
+  bytes += ids_.capacity() * (sizeof(std::pair<std::string_view, uint32_t>) + 1);
+  return bytes;
+}
+
+}  // namespace segd

@@ -1,1 +1,197 @@
-// placeholder
+#include "core/profile_codec.h"
+
+#include <cmath>
+#include <algorithm>
+#include <cstring>
+
+#include "absl/hash/hash.h"
+
+namespace segd::codec {
+namespace {
+
+void PutHead(uint32_t name_id, FieldKind kind, std::string* out) {
+  PutVarint(out, (static_cast<uint64_t>(name_id) << kKindBits) | static_cast<uint64_t>(kind));
+}
+
+// The kDecimal code of v, if n / 10^e reproduces v exactly for some e in 0..3 and the
+// code is shorter than the 8 bytes of a raw double.
+std::optional<uint64_t> DecimalCode(double v) {
+  static constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
+  for (uint64_t e = 0; e < 4; ++e) {
+    const double m = std::nearbyint(v * kScale[e]);
+    if (!(std::fabs(m) < 0x1p48)) return std::nullopt;
+    const uint64_t code = ZigZag(static_cast<int64_t>(m)) << 2 | e;
+    if (std::bit_cast<uint64_t>(DecodeDecimal(code)) == std::bit_cast<uint64_t>(v)) {
+      if (VarintLength(code) >= 8) return std::nullopt;
+      return code;
+    }
+  }
+  return std::nullopt;
+}
+
+void PutString(uint32_t name_id, std::string_view s, ValueDictionary* dict, std::string* out) {
+  if (std::optional<uint32_t> id = dict->IdFor(name_id, s)) {
+    PutHead(name_id, FieldKind::kStringInterned, out);
+    PutVarint(out, *id);
+  } else {
+    PutHead(name_id, FieldKind::kStringInline, out);
+    PutVarint(out, s.size());
+    out->append(s);
+  }
+}
+
+}  // namespace
+
+void AppendBlobHead(std::string_view key, std::string_view attrs, std::string* out) {
+  PutVarint(out, key.size());
+  out->append(key);
+  PutVarint(out, attrs.size());
+  out->append(attrs);
+}
+
+const uint8_t* SkipValue(FieldKind kind, const uint8_t* p) {
+  uint64_t v;
+  switch (kind) {
+    case FieldKind::kStringInline:
+      p = GetVarint(p, &v);
+      return p + v;
+    case FieldKind::kStringInterned:
+    case FieldKind::kInt:
+    case FieldKind::kDecimal:
+    case FieldKind::kTime:
+      return SkipVarint(p);
+    case FieldKind::kFloat:
+      return p + 8;
+    case FieldKind::kBool:
+      return p + 1;
+    case FieldKind::kList: {
+      uint64_t n, item;
+      p = GetVarint(p, &n);
+      for (uint64_t i = 0; i < n; ++i) {
+        p = GetVarint(p, &item);
+        if ((item & 1) == 0) p += item >> 1;
+      }
+      return p;
+    }
+  }
+  return p;
+}
+
+Value FieldValue(const Field& f, const Interner& values) {
+  uint64_t v;
+  switch (f.kind) {
+    case FieldKind::kStringInline:
+    case FieldKind::kStringInterned:
+      return Value::String(std::string(ScalarVal(f, values).s));
+    case FieldKind::kInt:
+      GetVarint(f.value, &v);
+      return Value::Int(UnZigZag(v));
+    case FieldKind::kTime:
+      GetVarint(f.value, &v);
+      return Value::Time(UnZigZag(v));
+    case FieldKind::kFloat:
+    case FieldKind::kDecimal:
+      return Value::Float(ScalarVal(f, values).f);
+    case FieldKind::kBool:
+      return Value::Bool(*f.value != 0);
+    case FieldKind::kList: {
+      std::vector<std::string> items;
+      items.reserve(ListSize(f));
+      ForEachListItem(f, values, [&](std::string_view s) { items.emplace_back(s); });
+      return Value::List(std::move(items));
+    }
+  }
+  return Value();
+}
+
+bool SameValue(const Value& a, const Value& b) {
+  if (a.kind() != b.kind()) return false;
+  if (a.kind() == ValueKind::kFloat) {
+    return std::bit_cast<uint64_t>(a.float_value()) == std::bit_cast<uint64_t>(b.float_value());
+  }
+  return a == b;
+}
+
+std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_view s) {
+  // A string of 0 or 1 bytes is as short inline as by id.
+  if (s.size() < 2) return std::nullopt;
+  if (std::optional<uint32_t> id = strings_.Find(s)) return id;
+  if (++lookups_ > 4 * seen_.size() && seen_.size() < kMaxSeen) {
+    seen_.assign(std::max(kMinSeen, 2 * seen_.size()), 0);
+    lookups_ = 0;
+  }
+  const uint64_t h = absl::HashOf(name_id, absl::string_view(s.data(), s.size()));
+  uint32_t& seen = seen_[h & (seen_.size() - 1)];
+  const uint32_t fingerprint = static_cast<uint32_t>(h >> 32) | 1;
+  if (seen != fingerprint) {
+    seen = fingerprint;
+    return std::nullopt;
+  }
+  uint32_t& interned = interned_per_name_[name_id];
+  if (interned >= kMaxValuesPerName) return std::nullopt;
+  ++interned;
+  seen = 0;
+  return strings_.Intern(s);
+}
+
+size_t ValueDictionary::MemoryBytes() const {
+  return strings_.MemoryBytes() + seen_.capacity() * sizeof(uint32_t) +
+         interned_per_name_.capacity() * (sizeof(std::pair<uint32_t, uint32_t>) + 1);
+}
+
+void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out) {
+  switch (v.kind()) {
+    case ValueKind::kString:
+      PutString(name_id, v.string_value(), dict, out);
+      return;
+    case ValueKind::kInt:
+      PutHead(name_id, FieldKind::kInt, out);
+      PutVarint(out, ZigZag(v.int_value()));
+      return;
+    case ValueKind::kTime:
+      PutHead(name_id, FieldKind::kTime, out);
+      PutVarint(out, ZigZag(v.time_value()));
+      return;
+    case ValueKind::kFloat:
+      if (std::optional<uint64_t> code = DecimalCode(v.float_value())) {
+        PutHead(name_id, FieldKind::kDecimal, out);
+        PutVarint(out, *code);
+      } else {
+        PutHead(name_id, FieldKind::kFloat, out);
+        const double d = v.float_value();
+        out->append(reinterpret_cast<const char*>(&d), sizeof d);
+      }
+      return;
+    case ValueKind::kBool:
+      PutHead(name_id, FieldKind::kBool, out);
+      out->push_back(v.bool_value() ? 1 : 0);
+      return;
+    case ValueKind::kList:
+      PutHead(name_id, FieldKind::kList, out);
+      PutVarint(out, v.list_value().size());
+      for (const std::string& item : v.list_value()) {
+        if (std::optional<uint32_t> id = dict->IdFor(name_id, item)) {
+          PutVarint(out, static_cast<uint64_t>(*id) << 1 | 1);
+        } else {
+          PutVarint(out, static_cast<uint64_t>(item.size()) << 1);
+          out->append(item);
+        }
+      }
+      return;
+  }
+}
+
+void AppendEventRest(uint32_t type, std::string_view id, std::string_view props,
+                     std::string* out) {
+  PutVarint(out, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1));
+  size_t body = props.size();
+  if (!id.empty()) body += VarintLength(id.size()) + id.size();
+  PutVarint(out, body);
+  if (!id.empty()) {
+    PutVarint(out, id.size());
+    out->append(id);
+  }
+  out->append(props);
+}
+
+}  // namespace segd::codec

@@ -1,1 +1,826 @@
-// placeholder
+#include "core/profile_store.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/profile_codec.h"
+
+namespace segd {
+namespace {
+
+constexpr size_t kMaxKeyBytes = 256;
+constexpr size_t kMaxNameBytes = 128;
+
+// Abseil here has its own string_view, which StrCat takes but std::string_view is not.
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+absl::Status Invalid(std::string message) {
+  return absl::InvalidArgumentError(std::move(message));
+}
+
+// Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    ptrdiff_t n;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) {
+      n = 2, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 3, cp = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 4, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (end - p < n) return false;
+    for (ptrdiff_t i = 1; i < n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += n;
+  }
+  return true;
+}
+
+bool IsValidName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameBytes && IsValidUtf8(name);
+}
+
+std::string Quoted(std::string_view where, std::string_view name) {
+  return absl::StrCat(Sv(where), "[\"", Sv(name), "\"]");
+}
+
+absl::Status CheckKey(std::string_view key) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Invalid(absl::StrCat("key: must be 1-256 bytes, got ", key.size()));
+  }
+  if (!IsValidUtf8(key)) return Invalid("key: must be valid UTF-8");
+  return absl::OkStatus();
+}
+
+// `where()` names the value in messages, e.g. `set["age"]`; called only on error.
+template <typename Where>
+absl::Status CheckValue(const Value& v, bool in_event, const Where& where) {
+  switch (v.kind()) {
+    case ValueKind::kString:
+      if (!IsValidUtf8(v.string_value())) {
+        return Invalid(absl::StrCat(where(), ": string is not valid UTF-8"));
+      }
+      break;
+    case ValueKind::kFloat:
+      if (std::isnan(v.float_value())) return Invalid(absl::StrCat(where(), ": float is NaN"));
+      if (std::isinf(v.float_value())) {
+        return Invalid(absl::StrCat(where(), v.float_value() > 0 ? ": float is Inf" : ": float is -Inf"));
+      }
+      break;
+    case ValueKind::kList:
+      if (in_event) {
+        return Invalid(absl::StrCat(where(), ": lists are not allowed in event properties"));
+      }
+      for (size_t i = 0; i < v.list_value().size(); ++i) {
+        if (!IsValidUtf8(v.list_value()[i])) {
+          return Invalid(absl::StrCat(where(), ": list item ", i, " is not valid UTF-8"));
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+// A map of names to values (`set`, `attributes`, an event's `properties`); `what()`
+// is its name in messages.
+template <typename What>
+absl::Status CheckNamedValues(const NamedValues& values, bool in_event, const What& what) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& [name, value] = values[i];
+    if (!IsValidName(name)) {
+      return Invalid(absl::StrCat(what(), "[", i, "]: name must be 1-128 bytes of UTF-8"));
+    }
+    if (absl::Status s = CheckValue(value, in_event, [&] { return Quoted(what(), name); });
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEvent(const Event& e, size_t i, int64_t now, const EngineOptions& options) {
+  auto where = [&](std::string_view field) { return absl::StrCat("events[", i, "].", Sv(field)); };
+  if (!IsValidName(e.type)) {
+    return Invalid(absl::StrCat(where("type"), ": must be 1-128 bytes of UTF-8"));
+  }
+  if (e.time < 0) {
+    return Invalid(absl::StrCat(where("time"), ": must not be negative, got ", e.time));
+  }
+  if (e.time > now && e.time - now > options.max_future_ms) {
+    return Invalid(absl::StrCat(where("time"), ": ", e.time - now,
+                                " ms ahead of now, more than max-future ", options.max_future_ms));
+  }
+  if (!IsValidUtf8(e.id)) return Invalid(absl::StrCat(where("id"), ": must be valid UTF-8"));
+  return CheckNamedValues(e.properties, true, [&] { return where("properties"); });
+}
+
+// The checks of an update that do not depend on the stored profile.
+absl::Status CheckUpdate(const ProfileUpdate& u, int64_t now, const EngineOptions& options) {
+  if (absl::Status s = CheckKey(u.key); !s.ok()) return s;
+  for (size_t i = 0; i < u.unset.size(); ++i) {
+    if (!IsValidName(u.unset[i])) {
+      return Invalid(absl::StrCat("unset[", i, "]: must be 1-128 bytes of UTF-8"));
+    }
+  }
+  if (absl::Status s = CheckNamedValues(u.set, false, [] { return "set"; }); !s.ok()) return s;
+  for (size_t i = 0; i < u.increment.size(); ++i) {
+    const auto& [name, value] = u.increment[i];
+    if (!IsValidName(name)) {
+      return Invalid(absl::StrCat("increment[", i, "]: name must be 1-128 bytes of UTF-8"));
+    }
+    if (value.kind() != ValueKind::kInt && value.kind() != ValueKind::kFloat) {
+      return Invalid(absl::StrCat(Quoted("increment", name), ": must be an int or float, got ",
+                                  Sv(ValueKindName(value.kind()))));
+    }
+    if (absl::Status s = CheckValue(value, false, [&] { return Quoted("increment", name); });
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (size_t i = 0; i < u.events.size(); ++i) {
+    if (absl::Status s = CheckEvent(u.events[i], i, now, options); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::string_view WithArticle(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::kString: return "a string";
+    case ValueKind::kInt: return "an int";
+    case ValueKind::kFloat: return "a float";
+    case ValueKind::kBool: return "a bool";
+    case ValueKind::kTime: return "a time";
+    case ValueKind::kList: return "a list";
+  }
+  return "?";
+}
+
+// base + delta under SPEC §2's increment rules.
+absl::Status Increment(const Value& base, const Value& delta, std::string_view name,
+                       Value* result) {
+  double sum;
+  if (base.kind() == ValueKind::kInt && delta.kind() == ValueKind::kInt) {
+    int64_t r;
+    if (__builtin_add_overflow(base.int_value(), delta.int_value(), &r)) {
+      return Invalid(absl::StrCat(Quoted("increment", name), ": int64 overflow"));
+    }
+    *result = Value::Int(r);
+    return absl::OkStatus();
+  }
+  const double d = delta.kind() == ValueKind::kInt ? static_cast<double>(delta.int_value())
+                                                   : delta.float_value();
+  if (base.kind() == ValueKind::kInt) {
+    sum = static_cast<double>(base.int_value()) + d;
+  } else if (base.kind() == ValueKind::kFloat) {
+    sum = base.float_value() + d;
+  } else {
+    return Invalid(absl::StrCat(Quoted("increment", name), ": attribute is ",
+                                Sv(WithArticle(base.kind())), ", not a number"));
+  }
+  if (!std::isfinite(sum)) {
+    return Invalid(absl::StrCat(Quoted("increment", name), ": float result is ",
+                                sum > 0 ? "Inf" : "-Inf"));
+  }
+  *result = Value::Float(sum);
+  return absl::OkStatus();
+}
+
+void AddType(uint32_t type, std::vector<uint32_t>* types) {
+  if (std::find(types->begin(), types->end(), type) == types->end()) types->push_back(type);
+}
+
+}  // namespace
+
+// Profiles live in Records, one per slot, in chunks that never move. A Record owns
+// its profile's blob (profile_codec.h), allocated with malloc so that the slack
+// malloc rounds up to serves as room for appended events (malloc_usable_size).
+struct ProfileStore::Impl {
+  struct Record {
+    uint8_t* data = nullptr;  // the blob; null iff the slot is free
+    uint32_t size = 0;        // bytes of blob
+    uint32_t num_events = 0;
+  };
+  static constexpr int kChunkBits = 12;
+  static constexpr Slot kChunkSize = Slot{1} << kChunkBits;
+  static constexpr size_t kMallocOverhead = 8;  // glibc's chunk header
+
+  // The key index holds slots and reads their keys from the blobs, so a key is stored
+  // once; lookups by string_view are heterogeneous.
+  struct KeyHash {
+    using is_transparent = void;
+    const Impl* impl = nullptr;
+    size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
+    size_t operator()(Slot s) const { return (*this)(impl->KeyOf(s)); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    const Impl* impl = nullptr;
+    bool operator()(Slot a, Slot b) const { return a == b; }
+    bool operator()(Slot a, std::string_view b) const { return impl->KeyOf(a) == b; }
+    bool operator()(std::string_view a, Slot b) const { return a == impl->KeyOf(b); }
+  };
+
+  // An attribute's fate in an update, planned before anything is changed.
+  struct AttrChange {
+    enum Op : uint8_t { kNone, kRemove, kSetRef, kSetComputed };
+    std::string_view name;
+    Op op = kNone;
+    bool changed = false;
+    const Value* ref = nullptr;  // kSetRef: the update's value
+    Value computed;              // kSetComputed: an increment's result
+    const Value& value() const { return op == kSetRef ? *ref : computed; }
+  };
+
+  Impl(const EngineOptions& options, Interner& names)
+      : options(options), names(names), index(0, KeyHash{this}, KeyEq{this}) {}
+
+  ~Impl() {
+    for (Slot s = 0; s < limit; ++s) std::free(rec(s).data);
+  }
+
+  Record& rec(Slot s) { return chunks[s >> kChunkBits][s & (kChunkSize - 1)]; }
+  const Record& rec(Slot s) const { return chunks[s >> kChunkBits][s & (kChunkSize - 1)]; }
+  std::string_view KeyOf(Slot s) const { return codec::KeyOfBlob(rec(s).data); }
+  codec::BlobLayout Layout(const Record& r) const { return codec::ParseBlob(r.data, r.size); }
+
+  // ---- Blob memory ----
+
+  size_t Footprint(const uint8_t* data) const {
+    return data ? malloc_usable_size(const_cast<uint8_t*>(data)) + kMallocOverhead : 0;
+  }
+  void Reallocate(Record& r, size_t capacity) {
+    blob_bytes -= Footprint(r.data);
+    void* p = std::realloc(r.data, capacity);
+    if (p == nullptr) throw std::bad_alloc();
+    r.data = static_cast<uint8_t*>(p);
+    blob_bytes += Footprint(r.data);
+  }
+  // Replaces the whole blob, fitting it exactly.
+  void SetBlob(Record& r, std::string_view bytes) {
+    blob_bytes -= Footprint(r.data);
+    std::free(r.data);
+    r.data = nullptr;
+    Reallocate(r, bytes.size());
+    std::memcpy(r.data, bytes.data(), bytes.size());
+    r.size = static_cast<uint32_t>(bytes.size());
+  }
+  // Replaces blob bytes [begin, end) by `bytes`, which must not point into the blob.
+  void ReplaceRange(Record& r, size_t begin, size_t end, std::string_view bytes) {
+    const size_t old_size = r.size;
+    const size_t new_size = old_size - (end - begin) + bytes.size();
+    if (new_size > malloc_usable_size(r.data)) Reallocate(r, new_size + new_size / 8);
+    if (end != begin + bytes.size()) {
+      std::memmove(r.data + begin + bytes.size(), r.data + end, old_size - end);
+    }
+    std::memcpy(r.data + begin, bytes.data(), bytes.size());
+    r.size = static_cast<uint32_t>(new_size);
+  }
+  size_t Offset(const Record& r, const uint8_t* p) const { return p - r.data; }
+
+  Slot NewSlot(std::string_view blob) {
+    Slot s;
+    if (!free_slots.empty()) {
+      s = free_slots.back();
+      free_slots.pop_back();
+    } else {
+      s = limit++;
+      if ((s & (kChunkSize - 1)) == 0) chunks.push_back(std::make_unique<Record[]>(kChunkSize));
+    }
+    SetBlob(rec(s), blob);
+    index.insert(s);
+    ++live;
+    return s;
+  }
+
+  // ---- Attributes ----
+
+  void DecodeAttributes(const Record& r, std::vector<codec::Field>* fields) const {
+    const codec::BlobLayout b = Layout(r);
+    fields->clear();
+    codec::Field f;
+    for (const uint8_t* p = b.attrs; p < b.events;) {
+      p = codec::NextField(p, &f);
+      fields->push_back(f);
+    }
+  }
+
+  // Works out what the update does to the attributes of `r` (null: a new profile),
+  // rejecting what SPEC §2 rejects. Changes nothing.
+  absl::Status PlanAttributes(const ProfileUpdate& u, const Record* r,
+                              std::vector<AttrChange>* plan) const;
+
+  // Carries out a plan; appends the ids of changed attributes to out->attributes.
+  void ApplyAttributes(Record& r, const std::vector<AttrChange>& plan, AppliedUpdate* out);
+
+  // ---- Events ----
+
+  // Encodes properties, sorted by name id; a later entry of a name wins.
+  void EncodeProperties(const NamedValues& props, std::string* out);
+  void AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out);
+  void DropOldest(Record& r, AppliedUpdate* out);
+  void Prune(Record& r, int64_t now);
+
+  const EngineOptions& options;
+  Interner& names;
+  codec::ValueDictionary values;
+  std::vector<std::unique_ptr<Record[]>> chunks;
+  Slot limit = 0;
+  std::vector<Slot> free_slots;
+  absl::flat_hash_set<Slot, KeyHash, KeyEq> index;
+  size_t live = 0;
+  uint64_t total_events = 0;
+  size_t blob_bytes = 0;
+
+  // Scratch, reused across calls to spare allocations on the ingest path.
+  std::vector<AttrChange> plan;
+  std::vector<std::pair<uint32_t, uint32_t>> prop_order;
+  std::string buf, props_buf;
+};
+
+absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Record* r,
+                                                std::vector<AttrChange>* plan) const {
+  plan->clear();
+  if (u.unset.empty() && u.set.empty() && u.increment.empty()) return absl::OkStatus();
+  std::vector<codec::Field> fields;
+  if (r != nullptr) DecodeAttributes(*r, &fields);
+  auto stored = [&](std::string_view name) -> const codec::Field* {
+    const std::optional<uint32_t> id = names.Find(name);
+    if (!id) return nullptr;
+    auto it = std::lower_bound(fields.begin(), fields.end(), *id,
+                               [](const codec::Field& f, uint32_t id) { return f.name < id; });
+    return it != fields.end() && it->name == *id ? &*it : nullptr;
+  };
+  absl::flat_hash_map<std::string_view, size_t> by_name;
+  auto at = [&](std::string_view name) -> AttrChange& {
+    auto [it, inserted] = by_name.try_emplace(name, plan->size());
+    if (inserted) plan->emplace_back().name = name;
+    return (*plan)[it->second];
+  };
+  for (const std::string& name : u.unset) at(name).op = AttrChange::kRemove;
+  for (const auto& [name, value] : u.set) {
+    AttrChange& c = at(name);
+    c.op = AttrChange::kSetRef;
+    c.ref = &value;
+  }
+  absl::flat_hash_map<std::string_view, size_t> last_increment;
+  for (size_t i = 0; i < u.increment.size(); ++i) last_increment[u.increment[i].first] = i;
+  for (size_t i = 0; i < u.increment.size(); ++i) {
+    const auto& [name, delta] = u.increment[i];
+    if (last_increment[name] != i) continue;
+    AttrChange& c = at(name);
+    Value base = Value::Int(0);  // a missing attribute counts as 0
+    if (c.op == AttrChange::kSetRef || c.op == AttrChange::kSetComputed) {
+      base = c.value();
+    } else if (const codec::Field* f = c.op == AttrChange::kNone ? stored(name) : nullptr) {
+      base = codec::FieldValue(*f, values.strings());
+    }
+    Value sum;
+    if (absl::Status s = Increment(base, delta, name, &sum); !s.ok()) return s;
+    c.computed = std::move(sum);
+    c.op = AttrChange::kSetComputed;
+  }
+  for (AttrChange& c : *plan) {
+    const codec::Field* f = stored(c.name);
+    if (c.op == AttrChange::kRemove) {
+      c.changed = f != nullptr;
+    } else {
+      c.changed = f == nullptr || !codec::SameValue(codec::FieldValue(*f, values.strings()), c.value());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange>& plan,
+                                         AppliedUpdate* out) {
+  if (std::none_of(plan.begin(), plan.end(), [](const AttrChange& c) { return c.changed; })) {
+    return;
+  }
+  struct Entry {
+    uint32_t name;
+    const codec::Field* stored;  // keep these bytes, unless value is set
+    const Value* value;          // encode this; both null: removed
+  };
+  std::vector<codec::Field> fields;
+  DecodeAttributes(r, &fields);
+  std::vector<Entry> entries;
+  entries.reserve(fields.size() + plan.size());
+  for (const codec::Field& f : fields) entries.push_back({f.name, &f, nullptr});
+  const size_t num_stored = entries.size();  // sorted by name
+  for (const AttrChange& c : plan) {
+    if (!c.changed) continue;
+    const uint32_t id = names.Intern(c.name);
+    out->attributes.push_back(id);
+    const Value* value = c.op == AttrChange::kRemove ? nullptr : &c.value();
+    auto it = std::lower_bound(entries.begin(), entries.begin() + num_stored, id,
+                               [](const Entry& e, uint32_t id) { return e.name < id; });
+    if (it != entries.begin() + num_stored && it->name == id) {
+      it->stored = nullptr;
+      it->value = value;
+    } else {
+      entries.push_back({id, nullptr, value});
+    }
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.name < b.name; });
+  props_buf.clear();
+  for (const Entry& e : entries) {
+    if (e.value != nullptr) {
+      codec::AppendField(e.name, *e.value, &values, &props_buf);
+    } else if (e.stored != nullptr) {
+      props_buf.append(reinterpret_cast<const char*>(e.stored->begin),
+                       e.stored->end - e.stored->begin);
+    }
+  }
+  buf.clear();
+  codec::PutVarint(&buf, props_buf.size());
+  buf.append(props_buf);
+  const codec::BlobLayout b = Layout(r);
+  ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf);
+}
+
+void ProfileStore::Impl::EncodeProperties(const NamedValues& props, std::string* out) {
+  prop_order.clear();
+  for (uint32_t i = 0; i < props.size(); ++i) prop_order.emplace_back(names.Intern(props[i].first), i);
+  std::stable_sort(prop_order.begin(), prop_order.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t k = 0; k < prop_order.size(); ++k) {
+    if (k + 1 < prop_order.size() && prop_order[k + 1].first == prop_order[k].first) continue;
+    codec::AppendField(prop_order[k].first, props[prop_order[k].second].second, &values, out);
+  }
+}
+
+void ProfileStore::Impl::AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out) {
+  const int64_t t = e.time == 0 ? now : e.time;
+  if (t <= now - options.retention_ms) return;
+  // One walk finds a duplicate and the insertion point: after every event at or
+  // before t.
+  const codec::BlobLayout b = Layout(r);
+  const std::optional<uint32_t> known_type = e.id.empty() ? std::nullopt : names.Find(e.type);
+  const uint8_t* at = nullptr;
+  int64_t prev_at = -1;  // the time of the event before `at`; -1 if none
+  int64_t prev = -1;
+  codec::EventHead h;
+  for (const uint8_t* p = b.events; p < b.end;) {
+    const uint8_t* next = codec::NextEvent(p, b.end, prev, &h);
+    if (at == nullptr && h.time > t) {
+      at = p;
+      prev_at = prev;
+      if (!known_type) break;
+    }
+    if (known_type && h.type == *known_type && h.has_id && codec::EventId(h) == e.id) return;
+    prev = h.time;
+    p = next;
+  }
+  if (at == nullptr) {
+    at = b.end;
+    prev_at = prev;
+  }
+
+  const uint32_t type = names.Intern(e.type);
+  props_buf.clear();
+  EncodeProperties(e.properties, &props_buf);
+  buf.clear();
+  codec::PutVarint(&buf, prev_at < 0 ? t : t - prev_at);
+  codec::AppendEventRest(type, e.id, props_buf, &buf);
+  size_t end = Offset(r, at);
+  if (at < b.end) {  // the next event's time code becomes relative to this one
+    uint64_t code;
+    const uint8_t* rest = codec::GetVarint(at, &code);
+    const int64_t next_time = prev_at < 0 ? static_cast<int64_t>(code) : prev_at + code;
+    codec::PutVarint(&buf, next_time - t);
+    end = Offset(r, rest);
+  }
+  ReplaceRange(r, Offset(r, at), end, buf);
+  ++r.num_events;
+  ++total_events;
+  ++out->events_added;
+  AddType(type, &out->event_types);
+  if (r.num_events > options.max_events) DropOldest(r, out);
+}
+
+void ProfileStore::Impl::DropOldest(Record& r, AppliedUpdate* out) {
+  const codec::BlobLayout b = Layout(r);
+  codec::EventHead first;
+  const uint8_t* second = codec::NextEvent(b.events, b.end, -1, &first);
+  AddType(first.type, &out->event_types);
+  buf.clear();
+  size_t end = Offset(r, b.end);
+  if (second < b.end) {  // the second event's time code becomes absolute
+    uint64_t code;
+    const uint8_t* rest = codec::GetVarint(second, &code);
+    codec::PutVarint(&buf, first.time + code);
+    end = Offset(r, rest);
+  }
+  ReplaceRange(r, Offset(r, b.events), end, buf);
+  --r.num_events;
+  --total_events;
+}
+
+void ProfileStore::Impl::Prune(Record& r, int64_t now) {
+  const int64_t cutoff = now - options.retention_ms;
+  const codec::BlobLayout b = Layout(r);
+  uint32_t dropped = 0;
+  int64_t prev = -1;
+  const uint8_t* p = b.events;
+  codec::EventHead h;
+  while (p < b.end) {
+    const uint8_t* next = codec::NextEvent(p, b.end, prev, &h);
+    if (h.time > cutoff) break;
+    prev = h.time;
+    p = next;
+    ++dropped;
+  }
+  if (dropped == 0) return;
+  buf.clear();
+  size_t end = Offset(r, b.end);
+  if (p < b.end) {  // the first retained event's time code becomes absolute
+    codec::PutVarint(&buf, h.time);
+    end = Offset(r, h.rest);
+  }
+  ReplaceRange(r, Offset(r, b.events), end, buf);
+  r.num_events -= dropped;
+  total_events -= dropped;
+  if (malloc_usable_size(r.data) > 2 * size_t{r.size} + 64) Reallocate(r, r.size);
+}
+
+ProfileStore::ProfileStore(const EngineOptions& options)
+    : options_(options), impl_(std::make_unique<Impl>(options_, interner_)) {}
+
+ProfileStore::~ProfileStore() = default;
+
+std::optional<Slot> ProfileStore::Find(std::string_view key) const {
+  auto it = impl_->index.find(key);
+  if (it == impl_->index.end()) return std::nullopt;
+  return *it;
+}
+
+absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
+  if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
+  const std::optional<Slot> slot = Find(update.key);
+  std::vector<Impl::AttrChange> plan;
+  return impl_->PlanAttributes(update, slot ? &impl_->rec(*slot) : nullptr, &plan);
+}
+
+absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const ProfileUpdate& update, int64_t now) {
+  assert(!update.del);
+  if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
+  std::optional<Slot> slot = Find(update.key);
+  if (absl::Status s =
+          impl_->PlanAttributes(update, slot ? &impl_->rec(*slot) : nullptr, &impl_->plan);
+      !s.ok()) {
+    return s;
+  }
+  // Nothing below can fail.
+  AppliedUpdate out;
+  if (!slot) {
+    impl_->buf.clear();
+    codec::AppendBlobHead(update.key, "", &impl_->buf);
+    slot = impl_->NewSlot(impl_->buf);
+    out.created = true;
+  }
+  out.slot = *slot;
+  Impl::Record& r = impl_->rec(*slot);
+  impl_->Prune(r, now);
+  impl_->ApplyAttributes(r, impl_->plan, &out);
+  for (const Event& e : update.events) impl_->AddEvent(r, e, now, &out);
+  return out;
+}
+
+absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, int64_t now) {
+  if (absl::Status s = CheckKey(profile.key); !s.ok()) return s;
+  if (absl::Status s = CheckNamedValues(profile.attributes, false, [] { return "attributes"; });
+      !s.ok()) {
+    return s;
+  }
+  for (size_t i = 0; i < profile.events.size(); ++i) {
+    if (absl::Status s = CheckEvent(profile.events[i], i, now, options_); !s.ok()) return s;
+  }
+  // Nothing below can fail.
+  Impl& m = *impl_;
+  AppliedUpdate out;
+  const std::optional<Slot> slot = Find(profile.key);
+  out.created = !slot;
+  if (slot) {  // everything the old profile had may change
+    const Impl::Record& old = m.rec(*slot);
+    const codec::BlobLayout b = m.Layout(old);
+    codec::Field f;
+    for (const uint8_t* p = b.attrs; p < b.events;) {
+      p = codec::NextField(p, &f);
+      out.attributes.push_back(f.name);
+    }
+    codec::EventHead h;
+    int64_t prev = -1;
+    for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
+      p = codec::NextEvent(p, b.end, prev, &h);
+      AddType(h.type, &out.event_types);
+    }
+  }
+
+  // Attributes, by name id; a later entry of a name wins.
+  std::vector<std::pair<uint32_t, uint32_t>> attrs;  // (name id, index)
+  for (uint32_t i = 0; i < profile.attributes.size(); ++i) {
+    attrs.emplace_back(interner_.Intern(profile.attributes[i].first), i);
+  }
+  std::stable_sort(attrs.begin(), attrs.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string attr_bytes;
+  for (size_t k = 0; k < attrs.size(); ++k) {
+    if (k + 1 < attrs.size() && attrs[k + 1].first == attrs[k].first) continue;
+    const uint32_t id = attrs[k].first;
+    codec::AppendField(id, profile.attributes[attrs[k].second].second, &m.values, &attr_bytes);
+    if (std::find(out.attributes.begin(), out.attributes.end(), id) == out.attributes.end()) {
+      out.attributes.push_back(id);
+    }
+  }
+
+  // Events: retained ones, first of each (type, id), the newest max_events in history
+  // order.
+  struct Kept {
+    int64_t time;
+    uint32_t index;
+  };
+  std::vector<Kept> kept;
+  absl::flat_hash_set<std::pair<std::string_view, std::string_view>> ids;
+  for (uint32_t i = 0; i < profile.events.size(); ++i) {
+    const Event& e = profile.events[i];
+    const int64_t t = e.time == 0 ? now : e.time;
+    if (t <= now - options_.retention_ms) continue;
+    if (!e.id.empty() && !ids.emplace(e.type, e.id).second) continue;
+    kept.push_back({t, i});
+  }
+  std::stable_sort(kept.begin(), kept.end(),
+                   [](const Kept& a, const Kept& b) { return a.time < b.time; });
+  if (kept.size() > options_.max_events) {
+    kept.erase(kept.begin(), kept.end() - options_.max_events);
+  }
+  std::string blob;
+  codec::AppendBlobHead(profile.key, attr_bytes, &blob);
+  int64_t prev = -1;
+  for (const Kept& k : kept) {
+    const Event& e = profile.events[k.index];
+    const uint32_t type = interner_.Intern(e.type);
+    AddType(type, &out.event_types);
+    m.props_buf.clear();
+    m.EncodeProperties(e.properties, &m.props_buf);
+    codec::PutVarint(&blob, prev < 0 ? k.time : k.time - prev);
+    codec::AppendEventRest(type, e.id, m.props_buf, &blob);
+    prev = k.time;
+  }
+  out.events_added = static_cast<uint32_t>(kept.size());
+  if (slot) {
+    Impl::Record& r = m.rec(*slot);
+    m.total_events -= r.num_events;
+    m.SetBlob(r, blob);  // the key, and so the index entry, is unchanged
+    r.num_events = out.events_added;
+    out.slot = *slot;
+  } else {
+    out.slot = m.NewSlot(blob);
+    m.rec(out.slot).num_events = out.events_added;
+  }
+  m.total_events += out.events_added;
+  return out;
+}
+
+void ProfileStore::Erase(Slot slot) {
+  Impl& m = *impl_;
+  Impl::Record& r = m.rec(slot);
+  if (r.data == nullptr) return;
+  m.index.erase(slot);  // reads the key, so before the blob goes
+  m.total_events -= r.num_events;
+  m.blob_bytes -= m.Footprint(r.data);
+  std::free(r.data);
+  r = Impl::Record();
+  m.free_slots.push_back(slot);
+  --m.live;
+}
+
+void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view) const {
+  const Impl::Record& r = impl_->rec(slot);
+  const codec::BlobLayout b = impl_->Layout(r);
+  const Interner& values = impl_->values.strings();
+  view->key_ = b.key;
+  view->interner_ = &values;
+  view->attrs_.clear();
+  view->list_items_.clear();
+  view->events_.clear();
+  bool has_list = false;
+  codec::Field f;
+  for (const uint8_t* p = b.attrs; p < b.events;) {
+    p = codec::NextField(p, &f);
+    if (f.kind == codec::FieldKind::kList) {
+      const uint32_t n = codec::ListSize(f);
+      codec::ForEachListItem(f, values, [&](std::string_view s) { view->list_items_.push_back(s); });
+      auto& [name, v] = view->attrs_.emplace_back();
+      name = f.name;
+      v.kind = ValKind::kList;
+      v.n_items = n;
+      has_list = true;
+    } else {
+      auto& [name, v] = view->attrs_.emplace_back();
+      name = f.name;
+      codec::DecodeScalar(f, values, &v);
+    }
+  }
+  if (has_list) {  // list_items_ is complete: now its addresses are stable
+    size_t offset = 0;
+    for (auto& [name, v] : view->attrs_) {
+      if (v.kind != ValKind::kList) continue;
+      v.items = view->list_items_.data() + offset;
+      offset += v.n_items;
+    }
+  }
+  const int64_t cutoff = now - options_.retention_ms;
+  codec::EventHead h;
+  int64_t prev = -1;
+  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
+    p = codec::NextEvent(p, b.end, prev, &h);
+    if (h.time <= cutoff) continue;
+    const uint8_t* props = codec::EventProps(h);
+    view->events_.push_back(
+        {h.time, h.type, static_cast<uint32_t>(h.end - props), props});
+  }
+}
+
+ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
+  const Impl::Record& r = impl_->rec(slot);
+  const codec::BlobLayout b = impl_->Layout(r);
+  const Interner& values = impl_->values.strings();
+  auto by_name = [](const auto& a, const auto& b) { return a.first < b.first; };
+  ProfileData out;
+  out.key = std::string(b.key);
+  codec::Field f;
+  for (const uint8_t* p = b.attrs; p < b.events;) {
+    p = codec::NextField(p, &f);
+    out.attributes.emplace_back(std::string(interner_.Get(f.name)), codec::FieldValue(f, values));
+  }
+  std::sort(out.attributes.begin(), out.attributes.end(), by_name);
+  const int64_t cutoff = now - options_.retention_ms;
+  codec::EventHead h;
+  int64_t prev = -1;
+  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
+    p = codec::NextEvent(p, b.end, prev, &h);
+    if (h.time <= cutoff) continue;
+    Event& e = out.events.emplace_back();
+    e.type = std::string(interner_.Get(h.type));
+    e.time = h.time;
+    e.id = std::string(codec::EventId(h));
+    for (const uint8_t* q = codec::EventProps(h); q < h.end;) {
+      q = codec::NextField(q, &f);
+      e.properties.emplace_back(std::string(interner_.Get(f.name)), codec::FieldValue(f, values));
+    }
+    std::sort(e.properties.begin(), e.properties.end(), by_name);
+  }
+  return out;
+}
+
+std::string_view ProfileStore::Key(Slot slot) const { return impl_->KeyOf(slot); }
+
+void ProfileStore::Prune(Slot slot, int64_t now) { impl_->Prune(impl_->rec(slot), now); }
+
+Slot ProfileStore::slot_limit() const { return impl_->limit; }
+
+bool ProfileStore::IsLive(Slot slot) const {
+  return slot < impl_->limit && impl_->rec(slot).data != nullptr;
+}
+
+size_t ProfileStore::size() const { return impl_->live; }
+
+uint64_t ProfileStore::event_count() const { return impl_->total_events; }
+
+size_t ProfileStore::MemoryBytes() const {
+  const Impl& m = *impl_;
+  return m.blob_bytes + m.chunks.size() * Impl::kChunkSize * sizeof(Impl::Record) +
+         m.chunks.capacity() * sizeof(m.chunks[0]) + m.free_slots.capacity() * sizeof(Slot) +
+         m.index.capacity() * (sizeof(Slot) + 1) + interner_.MemoryBytes() +
+         m.values.MemoryBytes();
+}
+
+}  // namespace segd

@@ -1,0 +1,404 @@
+#pragma once
+
+// The binary encoding of one profile ("blob"), as ProfileStore keeps it: one heap
+// block per profile, read in place by ProfileStore::Load and ProfileView.
+//
+// Integers are LEB128 varints (7 bits per byte, low bits first); signed ones are
+// zigzag-encoded first. Names (attribute, property and event type names) are ids of
+// the store's name Interner; string values may be ids of the store's ValueDictionary.
+//
+//   blob        := varint key_len, key bytes,
+//                  varint attrs_len, attrs_len bytes of field*   (sorted by name id),
+//                  event*                                       (to the end of the blob)
+//
+//   field       := varint head (name_id << 3 | kind), value
+//     kind 0 kStringInline    varint len, len bytes of UTF-8
+//     kind 1 kStringInterned  varint value_id
+//     kind 2 kInt             varint zigzag(v)
+//     kind 3 kFloat           8 bytes, IEEE 754 binary64, little-endian
+//     kind 4 kDecimal         varint (zigzag(n) << 2 | e): the float n / 10^e, e in 0..3,
+//                             used when that reproduces the value bit for bit (19.99)
+//     kind 5 kBool            1 byte, 0 or 1
+//     kind 6 kTime            varint zigzag(ms)
+//     kind 7 kList            varint count, count items of
+//                               varint (value_id << 1 | 1)  interned, or
+//                               varint (len << 1), len bytes  inline
+//
+//   event       := varint time_code, rest
+//     time_code   the first event: its time (times are >= 0); every later one: its time
+//                 minus the previous event's (>= 0, as events are in history order)
+//     rest        := varint (type_id << 1 | has_id), varint body_len, body
+//     body        := [varint id_len, id bytes]  (if has_id), field* properties
+//                    (sorted by name id, scalars only)
+//
+// Events are in history order: by time, then arrival. Only the time code of an event
+// depends on its neighbour, so inserting or dropping an event rewrites at most one
+// other event's time code; `rest` moves unchanged.
+//
+// Blobs are written only by ProfileStore and trusted: the decoders below do no bounds
+// checks.
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "core/interner.h"
+#include "core/profile_view.h"
+#include "core/value.h"
+
+// The decoders run in the evaluator's inner loops.
+#define SEGD_CODEC_INLINE inline __attribute__((always_inline))
+
+namespace segd::codec {
+
+static_assert(std::endian::native == std::endian::little, "floats are stored little-endian");
+
+enum class FieldKind : uint8_t {
+  kStringInline = 0,
+  kStringInterned = 1,
+  kInt = 2,
+  kFloat = 3,
+  kDecimal = 4,
+  kBool = 5,
+  kTime = 6,
+  kList = 7,
+};
+inline constexpr int kKindBits = 3;
+
+// ---- Varints ----
+
+inline void PutVarint(std::string* dst, uint64_t v) {
+  char buf[10];
+  int n = 0;
+  while (v >= 0x80) {
+    buf[n++] = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  buf[n++] = static_cast<char>(v);
+  dst->append(buf, n);
+}
+
+inline int VarintLength(uint64_t v) {
+  int n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Decodes the varint at p into *v; returns the byte after it.
+SEGD_CODEC_INLINE const uint8_t* GetVarint(const uint8_t* p, uint64_t* v) {
+  uint64_t b = *p++;
+  if (b < 0x80) {
+    *v = b;
+    return p;
+  }
+  uint64_t r = b & 0x7f;
+  int shift = 7;
+  do {
+    b = *p++;
+    r |= (b & 0x7f) << shift;
+    shift += 7;
+  } while (b >= 0x80);
+  *v = r;
+  return p;
+}
+
+// GetVarint for a varint with at least 8 readable bytes from p up to `limit`: decodes
+// varints of up to 8 bytes (56 bits) without a branch per byte.
+SEGD_CODEC_INLINE const uint8_t* GetVarintFast(const uint8_t* p, const uint8_t* limit,
+                                               uint64_t* v) {
+  if (limit - p >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    const uint64_t stops = ~w & 0x8080808080808080ULL;  // the last byte has bit 7 clear
+    if (stops != 0) {
+      const int bits = std::countr_zero(stops) + 1;  // through the last byte's bit 7
+      uint64_t x = bits == 64 ? w : w & ((uint64_t{1} << bits) - 1);
+      x = ((x & 0x7f007f007f007f00ULL) >> 1) | (x & 0x007f007f007f007fULL);
+      x = ((x & 0x3fff00003fff0000ULL) >> 2) | (x & 0x00003fff00003fffULL);
+      x = ((x & 0x0fffffff00000000ULL) >> 4) | (x & 0x000000000fffffffULL);
+      *v = x;
+      return p + bits / 8;
+    }
+  }
+  return GetVarint(p, v);
+}
+
+SEGD_CODEC_INLINE const uint8_t* SkipVarint(const uint8_t* p) {
+  while (*p++ >= 0x80) {
+  }
+  return p;
+}
+
+inline uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t UnZigZag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// ---- Blob ----
+
+struct BlobLayout {
+  std::string_view key;
+  const uint8_t* attrs;      // first attribute field
+  const uint8_t* attrs_len;  // the attrs_len varint
+  const uint8_t* events;     // first event (== end if none)
+  const uint8_t* end;
+};
+
+SEGD_CODEC_INLINE BlobLayout ParseBlob(const uint8_t* data, size_t size) {
+  BlobLayout b;
+  uint64_t len;
+  const uint8_t* p = GetVarint(data, &len);
+  b.key = std::string_view(reinterpret_cast<const char*>(p), len);
+  b.attrs_len = p + len;
+  p = GetVarint(b.attrs_len, &len);
+  b.attrs = p;
+  b.events = p + len;
+  b.end = data + size;
+  return b;
+}
+
+inline std::string_view KeyOfBlob(const uint8_t* data) {
+  uint64_t len;
+  const uint8_t* p = GetVarint(data, &len);
+  return std::string_view(reinterpret_cast<const char*>(p), len);
+}
+
+// Appends the head of a blob: key and an attribute section of `attrs` bytes.
+void AppendBlobHead(std::string_view key, std::string_view attrs, std::string* out);
+
+// ---- Fields ----
+
+struct Field {
+  uint32_t name = 0;
+  FieldKind kind = FieldKind::kInt;
+  const uint8_t* begin = nullptr;  // the head varint
+  const uint8_t* value = nullptr;  // the value's bytes
+  const uint8_t* end = nullptr;    // past the field
+};
+
+const uint8_t* SkipValue(FieldKind kind, const uint8_t* p);
+
+// Decodes the field at p; returns its end.
+SEGD_CODEC_INLINE const uint8_t* NextField(const uint8_t* p, Field* f) {
+  uint64_t head;
+  f->begin = p;
+  p = GetVarint(p, &head);
+  f->name = static_cast<uint32_t>(head >> kKindBits);
+  f->kind = static_cast<FieldKind>(head & ((1u << kKindBits) - 1));
+  f->value = p;
+  switch (f->kind) {
+    case FieldKind::kStringInterned:
+    case FieldKind::kInt:
+    case FieldKind::kDecimal:
+    case FieldKind::kTime:
+      f->end = SkipVarint(p);
+      break;
+    case FieldKind::kBool:
+      f->end = p + 1;
+      break;
+    case FieldKind::kFloat:
+      f->end = p + 8;
+      break;
+    default:
+      f->end = SkipValue(f->kind, p);
+  }
+  return f->end;
+}
+
+inline double LoadDouble(const uint8_t* p) {
+  double d;
+  std::memcpy(&d, p, sizeof d);
+  return d;
+}
+
+inline double DecodeDecimal(uint64_t code) {
+  static constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
+  return static_cast<double>(UnZigZag(code >> 2)) / kScale[code & 3];
+}
+
+// Sets *v to the value of a scalar field as the evaluator sees it (a time is an int).
+// REQUIRES: *v is Missing (default-constructed), f.kind != kList (list items need
+// storage; see ProfileStore::Load). Writes the members one by one rather than copying
+// a whole Val, which keeps the decoding loop free of store-forwarding stalls.
+SEGD_CODEC_INLINE void DecodeScalar(const Field& f, const Interner& values, Val* v) {
+  uint64_t x;
+  switch (f.kind) {
+    case FieldKind::kStringInline: {
+      const uint8_t* p = GetVarint(f.value, &x);
+      v->kind = ValKind::kString;
+      v->s = std::string_view(reinterpret_cast<const char*>(p), x);
+      return;
+    }
+    case FieldKind::kStringInterned:
+      GetVarint(f.value, &x);
+      v->kind = ValKind::kString;
+      v->s = values.Get(static_cast<uint32_t>(x));
+      return;
+    case FieldKind::kInt:
+    case FieldKind::kTime:
+      GetVarint(f.value, &x);
+      v->kind = ValKind::kInt;
+      v->i = UnZigZag(x);
+      return;
+    case FieldKind::kFloat:
+      v->kind = ValKind::kFloat;
+      v->f = LoadDouble(f.value);
+      return;
+    case FieldKind::kDecimal:
+      GetVarint(f.value, &x);
+      v->kind = ValKind::kFloat;
+      v->f = DecodeDecimal(x);
+      return;
+    case FieldKind::kBool:
+      v->kind = ValKind::kBool;
+      v->b = *f.value != 0;
+      return;
+    case FieldKind::kList:
+      return;
+  }
+}
+
+// The value of a scalar field as the evaluator sees it; Missing for a list.
+inline Val ScalarVal(const Field& f, const Interner& values) {
+  Val v;
+  DecodeScalar(f, values, &v);
+  return v;
+}
+
+// Calls fn(std::string_view item) for each item of a kList field, in order.
+template <typename Fn>
+void ForEachListItem(const Field& f, const Interner& values, Fn&& fn) {
+  uint64_t n, item;
+  const uint8_t* p = GetVarint(f.value, &n);
+  for (uint64_t i = 0; i < n; ++i) {
+    p = GetVarint(p, &item);
+    if (item & 1) {
+      fn(values.Get(static_cast<uint32_t>(item >> 1)));
+    } else {
+      fn(std::string_view(reinterpret_cast<const char*>(p), item >> 1));
+      p += item >> 1;
+    }
+  }
+}
+
+inline uint32_t ListSize(const Field& f) {
+  uint64_t n;
+  GetVarint(f.value, &n);
+  return static_cast<uint32_t>(n);
+}
+
+// The field as an owned Value, with its stored kind (a time stays a time).
+Value FieldValue(const Field& f, const Interner& values);
+
+// Whether two values are the same for a client: same kind, same value (floats bit
+// for bit, so 0.0 and -0.0 differ).
+bool SameValue(const Value& a, const Value& b);
+
+// ---- String values ----
+
+// The store's table of interned string values. A value is interned (stored by id)
+// once it has been seen twice under the same name, while that name has fewer than
+// kMaxValuesPerName interned values: low- and mid-cardinality values (country, plan,
+// urls) become small ids, values seen once (emails, order ids) stay inline and cost
+// the table nothing. "Seen" is remembered in a direct-mapped table of fingerprints
+// that grows with use, so a forgotten sighting only delays interning.
+// Ids are never reused, so the views of Get() live as long as the dictionary.
+class ValueDictionary {
+ public:
+  static constexpr uint32_t kMaxValuesPerName = 1 << 16;
+
+  ValueDictionary() = default;
+  ValueDictionary(const ValueDictionary&) = delete;
+  ValueDictionary& operator=(const ValueDictionary&) = delete;
+
+  // The id to store `s` by under name `name_id`, interning it if the policy allows;
+  // nullopt: store it inline.
+  std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s);
+
+  const Interner& strings() const { return strings_; }
+  size_t MemoryBytes() const;
+
+ private:
+  static constexpr size_t kMinSeen = 1 << 12;
+  static constexpr size_t kMaxSeen = 1 << 20;
+
+  Interner strings_;
+  absl::flat_hash_map<uint32_t, uint32_t> interned_per_name_;
+  std::vector<uint32_t> seen_;  // fingerprints of (name, value) seen once, by hash
+  uint64_t lookups_ = 0;        // since seen_ last grew
+};
+
+// Appends the field (name_id, v). String values and list items go through `dict`.
+void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out);
+
+// ---- Events ----
+
+struct EventHead {
+  int64_t time = 0;
+  uint32_t type = 0;
+  bool has_id = false;
+  const uint8_t* rest = nullptr;  // past the time code
+  const uint8_t* body = nullptr;  // [id], properties
+  const uint8_t* end = nullptr;   // past the event
+};
+
+// Decodes the event at p, which ends at or before `limit` (the blob's end).
+// `prev_time` is the previous event's time, or -1 at the first event of a blob.
+// Returns the event's end.
+SEGD_CODEC_INLINE const uint8_t* NextEvent(const uint8_t* p, const uint8_t* limit,
+                                           int64_t prev_time, EventHead* e) {
+  uint64_t v;
+  p = GetVarintFast(p, limit, &v);
+  e->time = prev_time < 0 ? static_cast<int64_t>(v) : prev_time + static_cast<int64_t>(v);
+  e->rest = p;
+  p = GetVarint(p, &v);
+  e->type = static_cast<uint32_t>(v >> 1);
+  e->has_id = v & 1;
+  p = GetVarint(p, &v);
+  e->body = p;
+  e->end = p + v;
+  return e->end;
+}
+
+// The id ("" if none) and the encoded properties of an event.
+inline std::string_view EventId(const EventHead& e) {
+  if (!e.has_id) return {};
+  uint64_t len;
+  const uint8_t* p = GetVarint(e.body, &len);
+  return std::string_view(reinterpret_cast<const char*>(p), len);
+}
+SEGD_CODEC_INLINE const uint8_t* EventProps(const EventHead& e) {
+  if (!e.has_id) return e.body;
+  uint64_t len;
+  const uint8_t* p = GetVarint(e.body, &len);
+  return p + len;
+}
+
+// Appends the `rest` of an event: type, id and already encoded properties.
+void AppendEventRest(uint32_t type, std::string_view id, std::string_view props,
+                     std::string* out);
+
+// The property `name_id` of an event's encoded properties, or Missing.
+inline Val FindProp(const uint8_t* p, const uint8_t* end, uint32_t name_id,
+                    const Interner& values) {
+  Field f;
+  while (p < end) {
+    p = NextField(p, &f);
+    if (f.name == name_id) return ScalarVal(f, values);
+    if (f.name > name_id) break;  // sorted by name id
+  }
+  return Val::Missing();
+}
+
+}  // namespace segd::codec

@@ -1,0 +1,81 @@
+#include "core/profile_codec.h"
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+namespace segd::codec {
+namespace {
+
+const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+TEST_CASE("ProfileCodec varints decode the same on the fast and the byte-wise path",
+          "[core][codec]") {
+  std::vector<uint64_t> values = {0, 1, 127, 128, 16383, 16384, (uint64_t{1} << 56) - 1,
+                                  uint64_t{1} << 56, std::numeric_limits<uint64_t>::max()};
+  for (int shift = 0; shift < 64; ++shift) {
+    values.push_back(uint64_t{1} << shift);
+    values.push_back((uint64_t{1} << shift) - 1);
+  }
+  std::mt19937_64 rng(301);
+  for (int i = 0; i < 1000; ++i) values.push_back(rng() >> (rng() % 64));
+  for (uint64_t v : values) {
+    for (size_t tail : {0, 1, 7, 8}) {  // bytes after the varint, up to the limit
+      std::string buf;
+      PutVarint(&buf, v);
+      const size_t len = buf.size();
+      REQUIRE(static_cast<int>(len) == VarintLength(v));
+      buf.append(tail, '\xff');
+      uint64_t slow = 0, fast = 0;
+      REQUIRE(GetVarint(Bytes(buf), &slow) == Bytes(buf) + len);
+      REQUIRE(GetVarintFast(Bytes(buf), Bytes(buf) + buf.size(), &fast) == Bytes(buf) + len);
+      REQUIRE(slow == v);
+      REQUIRE(fast == v);
+    }
+  }
+}
+
+TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[core][codec]") {
+  ValueDictionary dict;
+  Interner names;
+  const std::vector<double> floats = {0.0, -0.0, 1.0, -1.0, 19.99, 0.1, 0.001, 123.456,
+                                      -2.5, 1e15, 1e300, -1e-300, 5e-324, 3.141592653589793,
+                                      std::numeric_limits<double>::max()};
+  for (double d : floats) {
+    std::string out;
+    AppendField(3, Value::Float(d), &dict, &out);
+    Field f;
+    REQUIRE(NextField(Bytes(out), &f) == Bytes(out) + out.size());
+    REQUIRE(f.name == 3);
+    const Value back = FieldValue(f, dict.strings());
+    REQUIRE(back.kind() == ValueKind::kFloat);
+    REQUIRE(std::bit_cast<uint64_t>(back.float_value()) == std::bit_cast<uint64_t>(d));
+    REQUIRE(ScalarVal(f, dict.strings()).f == d);
+  }
+  std::string cents;
+  AppendField(3, Value::Float(19.99), &dict, &cents);
+  REQUIRE(cents.size() == 3);  // head, 2-byte varint
+}
+
+TEST_CASE("ProfileCodec interns a value once it is seen twice under a name", "[core][codec]") {
+  ValueDictionary dict;
+  REQUIRE_FALSE(dict.IdFor(1, "DK").has_value());  // first sighting: inline
+  const std::optional<uint32_t> id = dict.IdFor(1, "DK");
+  REQUIRE(id.has_value());
+  REQUIRE(dict.strings().Get(*id) == "DK");
+  REQUIRE(dict.IdFor(2, "DK") == id);               // interned values serve every name
+  REQUIRE_FALSE(dict.IdFor(1, "x").has_value());    // too short to gain from an id
+  REQUIRE_FALSE(dict.IdFor(1, "x").has_value());
+  for (int i = 0; i < 1000; ++i) {                  // values seen once stay out
+    REQUIRE_FALSE(dict.IdFor(1, "unique" + std::to_string(i)).has_value());
+  }
+  REQUIRE(dict.strings().size() == 1);
+}
+
+}  // namespace
+}  // namespace segd::codec
