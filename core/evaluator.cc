@@ -236,6 +236,7 @@ Val Evaluator::Eval(const Expr& e) {
     case ExprKind::kMul:
     case ExprKind::kDiv:
       return Arithmetic(e.kind, Eval(*e.children[0]), Eval(*e.children[1]));
+    case ExprKind::kArith: return FoldArith(e, e.children.size());
     case ExprKind::kNeg: {
       const Val a = Eval(*e.children[0]);
       if (a.kind == ValKind::kFloat) return Val::Float(-a.f);
@@ -249,13 +250,21 @@ Val Evaluator::Eval(const Expr& e) {
   return Val::Missing();
 }
 
+Val Evaluator::FoldArith(const Expr& e, size_t n) {
+  Val acc = Eval(*e.children[0]);
+  for (size_t i = 1; i < n; ++i) acc = Arithmetic(e.ops[i - 1], acc, Eval(*e.children[i]));
+  return acc;
+}
+
 Val Evaluator::EvalCompare(const Expr& e) {
   const Val a = Eval(*e.children[0]);
   const Val b = Eval(*e.children[1]);
   if (e.now_side >= 0 && next_due_ != nullptr) {
     const Expr& side = *e.children[e.now_side];
-    const Val offset =
-        e.now_offset_child >= 0 ? Eval(*side.children[e.now_offset_child]) : Val::Int(0);
+    const Val offset = e.now_offset_child >= 0 ? Eval(*side.children[e.now_offset_child])
+                       : e.now_offset_child == kNowOffsetIsPrefix
+                           ? FoldArith(side, side.children.size() - 1)
+                           : Val::Int(0);
     NowCandidates(e, e.now_side == 0 ? b : a, offset);
   }
   return Val::Bool(CompareVals(a, e.op, b));

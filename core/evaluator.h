@@ -64,6 +64,8 @@ class Evaluator {
 
  private:
   Val EvalCompare(const Expr& e);
+  // The left fold of the first n operands of a kArith chain.
+  Val FoldArith(const Expr& e, size_t n);
   Val EvalAggregate(const Expr& e);
   bool EventMatches(const Selector& s, size_t i);
   void Candidate(int64_t t) {

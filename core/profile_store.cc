@@ -531,6 +531,7 @@ void ProfileStore::Impl::DropOldest(Record& r, AppliedUpdate* out) {
   codec::EventHead first;
   const uint8_t* second = codec::NextEvent(b.events, b.end, -1, &first);
   AddType(first.type, &out->event_types);
+  out->events_dropped = true;
   buf.clear();
   size_t end = Offset(r, b.end);
   if (second < b.end) {  // the second event's time code becomes absolute

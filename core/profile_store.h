@@ -25,6 +25,7 @@ struct AppliedUpdate {
   std::vector<uint32_t> attributes;  // interned names of attributes whose value changed
   std::vector<uint32_t> event_types;  // interned types of events added or dropped
   uint32_t events_added = 0;
+  bool events_dropped = false;  // max_events dropped an event (so some selector may shrink)
 };
 
 // The profiles of one shard, stored compactly (see profile_codec.h): keys, attributes

@@ -23,6 +23,7 @@ std::unique_ptr<Expr> CloneExpr(const Expr& e) {
   c->is_property = e.is_property;
   c->name_id = e.name_id;
   c->op = e.op;
+  c->ops = e.ops;
   c->list = e.list;
   c->regex = e.regex;  // immutable once compiled: shared
   c->pattern = e.pattern;

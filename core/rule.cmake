@@ -3,6 +3,7 @@ add_library(segd_rule
   rule_lexer.cc
   rule_parser.cc
   rule_checker.cc
+  rule_polarity.cc
 )
 target_include_directories(segd_rule PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(segd_rule PUBLIC segd_base absl::status absl::statusor absl::strings

@@ -24,6 +24,7 @@ struct Position {
 
 // Sentinel for name, type and segment ids before a shard binds the rule.
 inline constexpr uint32_t kUnbound = 0xffffffffu;
+inline constexpr int8_t kNowOffsetIsPrefix = -2;
 
 enum class ExprKind : uint8_t {
   kLiteral,     // literal: int, float, string or bool (a duration is an int of ms)
@@ -46,6 +47,10 @@ enum class ExprKind : uint8_t {
   kMul,         // children[0] * children[1]
   kDiv,         // children[0] / children[1]
   kNeg,         // -children[0]
+  kArith,       // children[0] ops[0] children[1] ops[1] ... children[n]: a chain of three
+                // or more operands at one precedence level, folded from the left exactly
+                // like nested binary nodes, but as one node so that a 16 KiB chain does
+                // not make a tree thousands of levels deep
   kAggregate,   // aggregate(selector) or aggregate(type.property ...)
   kSequence,    // sequence(steps ... within D)
 };
@@ -87,6 +92,7 @@ struct Expr {
   bool is_property = false;              // kName, kHas: inside a `where` predicate
   uint32_t name_id = kUnbound;           // kName, kHas: bound per shard
   CompareOp op = CompareOp::kEq;         // kCompare
+  std::vector<ExprKind> ops;             // kArith: kAdd, kSub, kMul or kDiv; children - 1
   std::vector<Value> list;               // kIn, kNotIn: the literal items
   std::shared_ptr<const re2::RE2> regex;  // kMatches: compiled, never null once checked
   std::string pattern;                   // kMatches: the pattern as written
@@ -104,7 +110,8 @@ struct Expr {
   // kCompare with now() on one side (set by the checker): which side holds now()
   // (-1: neither), and the shape of that side: 0 for bare `now()`, +1 for
   // `now() + E` or `E + now()`, -1 for `now() - E`; now_offset_child is the index of E
-  // among that side's children (-1 for bare now()).
+  // among that side's children (-1 for bare now(); kNowOffsetIsPrefix when the side is
+  // a kArith chain `E... + now()` whose E is every operand but the last).
   int8_t now_side = -1;
   int8_t now_sign = 0;
   int8_t now_offset_child = -1;

@@ -39,6 +39,7 @@ unsigned PossibleKinds(const Expr& e) {
     case ExprKind::kSub:
     case ExprKind::kMul:
     case ExprKind::kDiv:
+    case ExprKind::kArith:
     case ExprKind::kNeg:
       return kNumberBit;
     case ExprKind::kAggregate:
@@ -182,6 +183,18 @@ class Checker {
       *offset_child = -1;
       return true;
     }
+    if (side.kind == ExprKind::kArith) {  // E1 + E2 ... + now(), with E the whole prefix
+      const size_t n = side.children.size();
+      if (side.ops.back() != ExprKind::kAdd || side.children[n - 1]->kind != ExprKind::kNow) {
+        return false;
+      }
+      for (size_t i = 0; i + 1 < n; ++i) {
+        if (ContainsNow(*side.children[i])) return false;
+      }
+      *sign = 1;
+      *offset_child = kNowOffsetIsPrefix;
+      return true;
+    }
     if (side.kind != ExprKind::kAdd && side.kind != ExprKind::kSub) return false;
     const Expr& l = *side.children[0];
     const Expr& r = *side.children[1];
@@ -207,7 +220,9 @@ class Checker {
       int8_t sign, offset_child;
       if (NowForm(s, &sign, &offset_child)) {
         if (e.now_side >= 0) {
-          const Expr& now = s.kind == ExprKind::kNow ? s : *s.children[offset_child == 1 ? 0 : 1];
+          const Expr& now = s.kind == ExprKind::kNow       ? s
+                            : offset_child == kNowOffsetIsPrefix ? *s.children.back()
+                                                                 : *s.children[offset_child == 1 ? 0 : 1];
           Add(now.pos, "now() may appear on only one side of a comparison");
           continue;
         }
@@ -215,6 +230,9 @@ class Checker {
         e.now_sign = sign;
         e.now_offset_child = offset_child;
         if (offset_child >= 0) Walk(*s.children[offset_child], in_where);
+        if (offset_child == kNowOffsetIsPrefix) {
+          for (size_t i = 0; i + 1 < s.children.size(); ++i) Walk(*s.children[i], in_where);
+        }
       } else {
         Walk(s, in_where);
       }

@@ -393,11 +393,15 @@ class Parser {
   // additive = term { ("+" | "-") term }; term = unary { ("*" | "/") unary }
   std::unique_ptr<Expr> ParseAdditive() { return ParseBinary(/*additive=*/true); }
 
+  // One operator gives a binary node; more give one kArith node folded from the left.
   std::unique_ptr<Expr> ParseBinary(bool additive) {
     const size_t begin = Peek().begin;
     const Position pos = Peek().pos;
-    auto left = additive ? ParseBinary(false) : ParseUnary();
-    if (left == nullptr) return nullptr;
+    auto first = additive ? ParseBinary(false) : ParseUnary();
+    if (first == nullptr) return nullptr;
+    std::vector<std::unique_ptr<Expr>> operands;
+    std::vector<ExprKind> ops;
+    operands.push_back(std::move(first));
     while (true) {
       const TokenKind k = Peek().kind;
       ExprKind kind;
@@ -410,16 +414,19 @@ class Parser {
       } else if (!additive && k == TokenKind::kSlash) {
         kind = ExprKind::kDiv;
       } else {
-        return left;
+        break;
       }
       Next();
       auto right = additive ? ParseBinary(false) : ParseUnary();
       if (right == nullptr) return nullptr;
-      auto e = New(kind, pos);
-      e->children.push_back(std::move(left));
-      e->children.push_back(std::move(right));
-      left = Finish(std::move(e), begin);
+      operands.push_back(std::move(right));
+      ops.push_back(kind);
     }
+    if (ops.empty()) return std::move(operands[0]);
+    auto e = New(ops.size() == 1 ? ops[0] : ExprKind::kArith, pos);
+    e->children = std::move(operands);
+    if (ops.size() > 1) e->ops = std::move(ops);
+    return Finish(std::move(e), begin);
   }
 
   // unary = "-" unary | primary

@@ -4,6 +4,7 @@
 #include <queue>
 
 #include "absl/strings/str_cat.h"
+#include "core/rule_polarity.h"
 
 namespace segd {
 namespace {
@@ -25,6 +26,10 @@ struct Shard::SegmentState {
   std::vector<uint64_t> members;  // bit p: profile slot p is a member
   uint64_t member_count = 0;
   std::vector<uint32_t> dependents;  // slots of segments that reference this one
+  // How adding events of a type moves the rule (by interned type; any other type: the
+  // polarity for every selector, which only "*" selectors can see).
+  absl::flat_hash_map<uint32_t, Polarity> polarity_by_type;
+  Polarity any_type_polarity = Polarity::kNone;
 };
 
 // in_segment as seen by an evaluation of one profile: the memberships as they stand,
@@ -68,11 +73,23 @@ void Shard::GrowSlots() {
   if (timer_at_.size() < store_.slot_limit()) timer_at_.resize(store_.slot_limit(), kNever);
 }
 
-void Shard::Mark(uint32_t segment_slot) {
-  if (marked_[segment_slot]) return;
-  marked_[segment_slot] = 1;
+void Shard::Mark(uint32_t segment_slot, uint8_t reason) {
+  const bool first = marked_[segment_slot] == 0;
+  marked_[segment_slot] |= reason;
+  if (!first) return;
   marked_ranks_.push_back(rank_[segment_slot]);
   std::push_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
+}
+
+void Shard::MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_dropped) {
+  const SegmentState& s = *segments_[segment_slot];
+  auto it = s.polarity_by_type.find(type);
+  const Polarity p = it != s.polarity_by_type.end() ? it->second : s.any_type_polarity;
+  if (events_dropped || (p != Polarity::kUp && p != Polarity::kDown)) {
+    Mark(segment_slot, kEvaluate);
+  } else {
+    Mark(segment_slot, p == Polarity::kUp ? kSkipIfMember : kSkipIfNotMember);
+  }
 }
 
 void Shard::MarkAll() {
@@ -96,7 +113,15 @@ int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
     std::pop_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
     const uint32_t slot = order_[marked_ranks_.back()];
     marked_ranks_.pop_back();
+    const uint8_t reason = marked_[slot];
     marked_[slot] = 0;
+    if ((reason == kSkipIfMember && IsMember(slot, p)) ||
+        (reason == kSkipIfNotMember && !IsMember(slot, p))) {
+      // Only events it is monotone in were added, and they cannot move it from here;
+      // its timer still comes no later than its next change.
+      ++evaluations_skipped_;
+      continue;
+    }
     SegmentState& s = *segments_[slot];
     Evaluator eval(view_, at, options_.retention_ms, &membership,
                    s.time_dependent ? &due : nullptr);
@@ -154,11 +179,9 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
     }
     for (uint32_t type : applied->event_types) {
       if (auto it = by_event_type_.find(type); it != by_event_type_.end()) {
-        for (uint32_t slot : it->second) Mark(slot);
+        for (uint32_t slot : it->second) MarkForEventType(slot, type, applied->events_dropped);
       }
-    }
-    if (!applied->event_types.empty()) {
-      for (uint32_t slot : any_event_type_) Mark(slot);
+      for (uint32_t slot : any_event_type_) MarkForEventType(slot, type, applied->events_dropped);
     }
   }
   const int64_t due = Reevaluate(p, now_, Cause::kUpdate, /*quiet=*/false);
@@ -257,6 +280,12 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   state->rule = CloneExpr(*def->rule);
   Bind(*state->rule, catalog, /*intern=*/true);
   state->time_dependent = def->info.time_dependent();
+  state->polarity_by_type.clear();
+  for (const std::string& type : def->info.event_types) {
+    state->polarity_by_type[store_.interner().Intern(type)] = EventPolarity(*def->rule, type);
+  }
+  state->any_type_polarity =
+      def->info.any_event_type ? EventPolarity(*def->rule, "") : Polarity::kNone;
   RebuildIndexes(catalog);
   GrowSlots();
 
@@ -420,6 +449,7 @@ ShardStats Shard::Stats() const {
   s.updates_applied = updates_applied_;
   s.changes_emitted = changes_emitted_;
   s.evaluations = evaluations_;
+  s.evaluations_skipped = evaluations_skipped_;
   s.now = now_;
   s.memory_bytes = store_.MemoryBytes() + timers_.MemoryBytes() +
                    timer_at_.capacity() * sizeof(int64_t);

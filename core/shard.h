@@ -35,6 +35,7 @@ struct ShardStats {
   uint64_t updates_applied = 0;
   uint64_t changes_emitted = 0;
   uint64_t evaluations = 0;  // rule evaluations of stored segments, all causes
+  uint64_t evaluations_skipped = 0;  // marked, but monotone in what the update added
   uint64_t memory_bytes = 0;
   int64_t now = 0;
 };
@@ -112,7 +113,12 @@ class Shard {
   bool IsMember(uint32_t segment_slot, Slot p) const;
   void SetMember(SegmentState& s, Slot p, bool member);
   void GrowSlots();
-  void Mark(uint32_t segment_slot);
+  // Why a segment is marked for re-evaluation (bits of marked_): it must be evaluated,
+  // or it may be skipped when the profile is a member (kSkipIfMember) or not
+  // (kSkipIfNotMember) because the update only added events it is monotone in.
+  enum MarkReason : uint8_t { kEvaluate = 1, kSkipIfMember = 2, kSkipIfNotMember = 4 };
+  void Mark(uint32_t segment_slot, uint8_t reason = kEvaluate);
+  void MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_dropped);
   void MarkAll();
   void MarkTimeDependent();
   // Evaluates the marked segments for profile p as of `at`, cascading to dependents of
@@ -140,7 +146,7 @@ class Shard {
   std::vector<uint32_t> time_dependent_;  // slots of time-dependent segments
 
   std::vector<uint32_t> marked_ranks_;  // min-heap of ranks to evaluate
-  std::vector<uint8_t> marked_;         // by segment slot
+  std::vector<uint8_t> marked_;         // by segment slot: MarkReason bits
 
   std::vector<int64_t> timer_at_;  // by profile slot: due time of its live timer
   TimerQueue timers_;
@@ -150,6 +156,7 @@ class Shard {
   uint64_t updates_applied_ = 0;
   uint64_t changes_emitted_ = 0;
   uint64_t evaluations_ = 0;
+  uint64_t evaluations_skipped_ = 0;
 };
 
 }  // namespace segd

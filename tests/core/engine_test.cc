@@ -180,6 +180,36 @@ TEST_CASE("An update re-evaluates only the segments that read what it changed",
   CHECK(Evaluations(f.engine) - before == 0);
 }
 
+TEST_CASE("Members of a rule monotone in the added events are not re-evaluated",
+          "[core][incremental]") {
+  EngineFixture f(EngineOptions{}, 1);
+  f.Put("viewer", "did(view within 7d)");
+  f.Put("no_login", "not did(login within 14d)");
+  f.Put("spend", "sum(buy.amount) > 10");
+  f.AddEvent("p", MakeEvent("view", kT0));  // created: all evaluated
+  auto evaluations = [&] { return Evaluations(f.engine); };
+  uint64_t before = evaluations();
+  f.AddEvent("p", MakeEvent("view", kT0));  // still a viewer: skipped
+  CHECK(evaluations() - before == 0);
+  CHECK(f.engine.shard(0).Stats().evaluations_skipped == 1);
+  before = evaluations();
+  f.AddEvent("p", MakeEvent("login", kT0));  // a no_login member: must be evaluated
+  CHECK(evaluations() - before == 1);
+  CHECK_FALSE(f.IsMember("p", "no_login"));
+  before = evaluations();
+  f.AddEvent("p", MakeEvent("login", kT0));  // no longer a member: skipped
+  CHECK(evaluations() - before == 0);
+  before = evaluations();
+  f.AddEvent("p", MakeEvent("buy", kT0, {{"amount", Value::Int(-5)}}));  // sum: always evaluated
+  CHECK(evaluations() - before == 1);
+  // The skipped evaluations left the timers right: the window still closes on time.
+  f.SetTime(kT0 + 8 * kDay);
+  CHECK_FALSE(f.IsMember("p", "viewer"));
+  CHECK(f.IsMember("p", "no_login") == false);
+  f.SetTime(kT0 + 15 * kDay);
+  CHECK(f.IsMember("p", "no_login"));
+}
+
 TEST_CASE("Dropping the oldest event past max-events re-evaluates its type",
           "[core][incremental]") {
   EngineOptions options;

@@ -149,6 +149,14 @@ TEST_CASE_METHOD(SemanticsFixture, "Arithmetic kinds, overflow and division", "[
   CHECK(Holds("p", "-age = -42"));
   CHECK(Holds("p", "2 + 3 * 4 = 14"));
   CHECK(Holds("p", "(2 + 3) * 4 = 20"));
+  CHECK(Holds("p", "10 - 3 - 2 = 5"));                 // left to right
+  CHECK(Holds("p", "100 / 10 / 5 = 2"));
+  CHECK(Holds("p", "2 * 3 - 4 / 2 + 1 = 5"));
+  CHECK_FALSE(Holds("p", "big + 1 - 1 = big"));        // overflow on the way is missing
+  CHECK(Holds("p", "big - 1 + 1 = big"));
+  CHECK(Holds("p", "signup_at + 2d + 2d > now()"));
+  CHECK_FALSE(Holds("p", "signup_at + 1d + 1d > now()"));
+  CHECK(Holds("p", "signup_at < 1d + 1d + now()"));
 }
 
 TEST_CASE_METHOD(SemanticsFixture, "has, now and durations", "[core][semantics]") {

@@ -114,6 +114,12 @@ class RuleGenerator {
       case 0: now_side = "now()"; break;
       case 1: now_side = absl::StrCat("now() - ", r_.Pick(kDurations)); break;
       case 2: now_side = absl::StrCat("now() + ", r_.Pick(kDurations)); break;
+      case 3:
+        if (r_.Chance(30)) {
+          now_side = absl::StrCat(r_.Pick(kDurations), " + ", r_.Pick(kDurations), " + now()");
+          break;
+        }
+        [[fallthrough]];
       default: now_side = absl::StrCat(r_.Pick(kDurations), " + now()"); break;
     }
     return r_.Chance(50) ? absl::StrCat(other, " ", CmpOp(), " ", now_side)
@@ -128,9 +134,14 @@ class RuleGenerator {
       case 2:
       case 3:
         return where ? r_.Pick<std::string>({"p", "ts"}) : r_.Pick<std::string>({"a", "b", "f", "t"});
-      case 4:
-        return absl::StrCat("(", Num(depth - 1, where), " ", r_.Pick<std::string>({"+", "-", "*", "/"}),
-                            " ", Num(depth - 1, where), ")");
+      case 4: {
+        std::string chain = Num(depth - 1, where);
+        for (int i = 1 + r_.Below(3); i > 0; --i) {  // 3+ operands make a kArith chain
+          absl::StrAppend(&chain, " ", r_.Pick<std::string>({"+", "-", "*", "/"}), " ",
+                          Num(depth - 1, where));
+        }
+        return absl::StrCat("(", chain, ")");
+      }
       case 5: return absl::StrCat("-", Num(depth - 1, where));
       default: return where ? Num(depth - 1, where) : Aggregate(depth - 1);
     }

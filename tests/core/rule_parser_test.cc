@@ -78,29 +78,42 @@ TEST_CASE("RuleParser flattens and/or chains but keeps parenthesized groups", "[
 }
 
 TEST_CASE("RuleParser parses arithmetic left-associatively with * over +", "[core][rule]") {
+  // Three or more operands at one level make one kArith chain, folded from the left.
   auto e = Parse("1 + 2 * 3 - -x / 2 > 0");
   REQUIRE(e->kind == ExprKind::kCompare);
   CHECK(e->op == CompareOp::kGt);
-  const Expr& sub = *e->children[0];
-  REQUIRE(sub.kind == ExprKind::kSub);
-  CHECK(sub.text == "1 + 2 * 3 - -x / 2");
-  const Expr& add = *sub.children[0];
-  REQUIRE(add.kind == ExprKind::kAdd);
-  CHECK(add.children[0]->literal == Value::Int(1));
-  REQUIRE(add.children[1]->kind == ExprKind::kMul);
-  CHECK(add.children[1]->text == "2 * 3");
-  const Expr& div = *sub.children[1];
+  const Expr& chain = *e->children[0];
+  REQUIRE(chain.kind == ExprKind::kArith);
+  CHECK(chain.text == "1 + 2 * 3 - -x / 2");
+  CHECK(chain.ops == std::vector<ExprKind>{ExprKind::kAdd, ExprKind::kSub});
+  REQUIRE(chain.children.size() == 3);
+  CHECK(chain.children[0]->literal == Value::Int(1));
+  REQUIRE(chain.children[1]->kind == ExprKind::kMul);
+  CHECK(chain.children[1]->text == "2 * 3");
+  const Expr& div = *chain.children[2];
   REQUIRE(div.kind == ExprKind::kDiv);
   REQUIRE(div.children[0]->kind == ExprKind::kNeg);
   CHECK(div.children[0]->text == "-x");
   CHECK(div.children[0]->children[0]->name == "x");
   CHECK(div.pos.column == 13);
 
-  auto chain = Parse("a - b - c = 0");
-  const Expr& outer = *chain->children[0];
-  REQUIRE(outer.kind == ExprKind::kSub);
-  CHECK(outer.children[0]->kind == ExprKind::kSub);
-  CHECK(outer.children[1]->name == "c");
+  auto sub = Parse("a - b = 0");
+  REQUIRE(sub->children[0]->kind == ExprKind::kSub);
+  CHECK(sub->children[0]->children[1]->name == "b");
+
+  auto muls = Parse("a * b / c * d = 0");
+  const Expr& m = *muls->children[0];
+  REQUIRE(m.kind == ExprKind::kArith);
+  CHECK(m.ops == std::vector<ExprKind>{ExprKind::kMul, ExprKind::kDiv, ExprKind::kMul});
+  CHECK(m.children[3]->name == "d");
+
+  auto now_chain = Parse("last(x) < 1d + 2h + now()");
+  CHECK(now_chain->now_side == 1);
+  CHECK(now_chain->now_sign == 1);
+  CHECK(now_chain->now_offset_child == kNowOffsetIsPrefix);
+  CHECK(ParseError("x < now() - 1d - 2h") ==
+        "1:5: now() may appear only as one whole side of a comparison, as now(), now() + E, "
+        "now() - E or E + now()");
 
   auto parens = Parse("(a + b) * c = 0");
   const Expr& mul = *parens->children[0];
@@ -520,6 +533,9 @@ TEST_CASE("RuleParser handles the longest arithmetic chain within the size limit
   std::string rule = "x = 1" + Repeat("+1", (static_cast<int>(kMaxRuleBytes) - 5) / 2);
   REQUIRE(rule.size() <= kMaxRuleBytes);
   auto e = Parse(rule);
+  // One chain node, not thousands of nested ones: no walker can run out of stack.
+  REQUIRE(e->children[1]->kind == ExprKind::kArith);
+  CHECK(e->children[1]->children.size() == (kMaxRuleBytes - 5) / 2 + 1);
   auto copy = CloneExpr(*e);
   CHECK(copy->text == e->text);
   CHECK(CollectRuleInfo(*copy).attributes.contains("x"));
