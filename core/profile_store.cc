@@ -723,7 +723,7 @@ void ProfileStore::Erase(Slot slot) {
   --m.live;
 }
 
-void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view) const {
+void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts) const {
   const Impl::Record& r = impl_->rec(slot);
   const codec::BlobLayout b = impl_->Layout(r);
   const Interner& values = impl_->values.strings();
@@ -734,7 +734,8 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view) const {
   view->events_.clear();
   bool has_list = false;
   codec::Field f;
-  for (const uint8_t* p = b.attrs; p < b.events;) {
+  const uint8_t* attrs_end = (parts & kAttributes) ? b.events : b.attrs;
+  for (const uint8_t* p = b.attrs; p < attrs_end;) {
     p = codec::NextField(p, &f);
     if (f.kind == codec::FieldKind::kList) {
       const uint32_t n = codec::ListSize(f);
@@ -758,6 +759,7 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view) const {
       offset += v.n_items;
     }
   }
+  if ((parts & kEvents) == 0) return;
   const int64_t cutoff = now - options_.retention_ms;
   codec::EventHead h;
   int64_t prev = -1;

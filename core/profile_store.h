@@ -61,9 +61,13 @@ class ProfileStore {
   // Removes the profile; its slot may be reused by a later create.
   void Erase(Slot slot);
 
+  // What Load decodes: a rule that reads no attributes (or no events) needs only the
+  // other part. The parts not loaded read as empty.
+  enum LoadParts : uint8_t { kAttributes = 1, kEvents = 2, kAll = 3 };
+
   // Fills `view` with the profile as of `now`: events at or before now - retention
   // are left out.
-  void Load(Slot slot, int64_t now, ProfileView* view) const;
+  void Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts = kAll) const;
 
   // The profile as a client sees it: attributes sorted by name, retained events in
   // history order, `segments` left empty (the shard fills it).

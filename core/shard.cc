@@ -30,7 +30,18 @@ struct Shard::SegmentState {
   // polarity for every selector, which only "*" selectors can see).
   absl::flat_hash_map<uint32_t, Polarity> polarity_by_type;
   Polarity any_type_polarity = Polarity::kNone;
+  ProfileStore::LoadParts reads = ProfileStore::kAll;  // what the rule reads of a profile
 };
+
+namespace {
+
+ProfileStore::LoadParts PartsRead(const RuleInfo& info) {
+  return static_cast<ProfileStore::LoadParts>(
+      (info.attributes.empty() ? 0 : ProfileStore::kAttributes) |
+      (info.reads_events ? ProfileStore::kEvents : 0));
+}
+
+}  // namespace
 
 // in_segment as seen by an evaluation of one profile: the memberships as they stand,
 // including those already changed earlier in the same cascade.
@@ -107,7 +118,8 @@ void Shard::Emit(Slot p, const SegmentState& s, ChangeKind kind, int64_t time, C
 int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
   int64_t due = kNever;
   if (marked_ranks_.empty()) return due;
-  store_.Load(p, at, &view_);
+  // Decode only what the segments evaluated read; load the rest when one needs it.
+  uint8_t loaded = 0;
   const ProfileMembership membership(*this, p);
   while (!marked_ranks_.empty()) {
     std::pop_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
@@ -123,6 +135,10 @@ int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
       continue;
     }
     SegmentState& s = *segments_[slot];
+    if ((s.reads & ~loaded) != 0) {
+      loaded |= s.reads;
+      store_.Load(p, at, &view_, static_cast<ProfileStore::LoadParts>(loaded));
+    }
     Evaluator eval(view_, at, options_.retention_ms, &membership,
                    s.time_dependent ? &due : nullptr);
     ++evaluations_;
@@ -197,7 +213,7 @@ absl::StatusOr<uint64_t> Shard::Replay(const ProfileData& profile, bool quiet) {
   MarkAll();
   const int64_t due = Reevaluate(p, now_, Cause::kReplay, quiet);
   Schedule(p, due, /*replace=*/true);
-  store_.Load(p, now_, &view_);
+  store_.Load(p, now_, &view_, ProfileStore::kEvents);
   return view_.num_events();
 }
 
@@ -280,6 +296,7 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   state->rule = CloneExpr(*def->rule);
   Bind(*state->rule, catalog, /*intern=*/true);
   state->time_dependent = def->info.time_dependent();
+  state->reads = PartsRead(def->info);
   state->polarity_by_type.clear();
   for (const std::string& type : def->info.event_types) {
     state->polarity_by_type[store_.interner().Intern(type)] = EventPolarity(*def->rule, type);
@@ -308,10 +325,11 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
 SegmentDiff Shard::DryRunSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
   std::unique_ptr<Expr> rule = CloneExpr(*def.rule);
   Bind(*rule, catalog, /*intern=*/false);
+  const ProfileStore::LoadParts parts = PartsRead(def.info);
   SegmentDiff diff;
   for (Slot p = 0; p < store_.slot_limit(); ++p) {
     if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_);
+    store_.Load(p, now_, &view_, parts);
     const ProfileMembership membership(*this, p);
     Evaluator eval(view_, now_, options_.retention_ms, &membership);
     const bool is = eval.Test(*rule);
@@ -369,9 +387,10 @@ void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* mat
                   uint64_t* total) {
   std::unique_ptr<Expr> bound = CloneExpr(rule);
   Bind(*bound, catalog, /*intern=*/false);
+  const ProfileStore::LoadParts parts = PartsRead(CollectRuleInfo(rule));
   for (Slot p = 0; p < store_.slot_limit(); ++p) {
     if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_);
+    store_.Load(p, now_, &view_, parts);
     const ProfileMembership membership(*this, p);
     Evaluator eval(view_, now_, options_.retention_ms, &membership);
     *matched += eval.Test(*bound);
@@ -395,7 +414,7 @@ void Shard::Funnel(std::span<const Selector> steps, int64_t within_ms,
   counts->resize(steps.size(), 0);
   for (Slot p = 0; p < store_.slot_limit(); ++p) {
     if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_);
+    store_.Load(p, now_, &view_, ProfileStore::kEvents);  // steps read events only
     Evaluator eval(view_, now_, options_.retention_ms, nullptr);
     const size_t k = eval.MatchSequence(bound, within_ms, scanned);
     for (size_t i = 0; i < k; ++i) ++(*counts)[i];
