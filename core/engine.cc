@@ -61,7 +61,16 @@ absl::Status Engine::SetTime(int64_t now_ms) {
 BatchResult Engine::Apply(std::span<const ProfileUpdate> updates) {
   Tick();
   BatchResult result;
+  // Profiles are scattered over memory: look a few updates ahead so that their cache
+  // misses overlap with the work on this one.
+  constexpr size_t kLookahead = 4;
+  for (size_t i = 0; i < std::min(kLookahead, updates.size()); ++i) {
+    shards_[ShardOf(updates[i].key)]->Prefetch(updates[i].key);
+  }
   for (size_t i = 0; i < updates.size(); ++i) {
+    if (i + kLookahead < updates.size()) {
+      shards_[ShardOf(updates[i + kLookahead].key)]->Prefetch(updates[i + kLookahead].key);
+    }
     const ProfileUpdate& u = updates[i];
     absl::Status s = shards_[ShardOf(u.key)]->Apply(u);
     if (s.ok()) {

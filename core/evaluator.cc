@@ -100,6 +100,35 @@ int CompareForDistinct(const Val& a, const Val& b) {
   return a.b == b.b ? 0 : (a.b ? 1 : -1);
 }
 
+bool SameScalar(const Val& a, const Val& b) {
+  if (a.kind == ValKind::kString && b.kind == ValKind::kString) {
+    return (a.s.data() == b.s.data() && a.s.size() == b.s.size()) || a.s == b.s;  // interned: same
+  }
+  return CompareForDistinct(a, b) == 0;
+}
+
+// The number of distinct values (equal under `=` counts once). Few values, or few
+// distinct ones, are the common case: compare against those seen so far, then sort.
+int64_t CountDistinct(std::vector<Val>* values) {
+  constexpr size_t kLinear = 16;
+  std::vector<Val> seen;
+  for (const Val& v : *values) {
+    if (std::none_of(seen.begin(), seen.end(), [&](const Val& s) { return SameScalar(s, v); })) {
+      if (seen.size() == kLinear) {
+        std::sort(values->begin(), values->end(),
+                  [](const Val& a, const Val& b) { return CompareForDistinct(a, b) < 0; });
+        int64_t unique = 0;
+        for (size_t k = 0; k < values->size(); ++k) {
+          if (k == 0 || CompareForDistinct((*values)[k - 1], (*values)[k]) != 0) ++unique;
+        }
+        return unique;
+      }
+      seen.push_back(v);
+    }
+  }
+  return static_cast<int64_t>(seen.size());
+}
+
 }  // namespace
 
 Val LiteralVal(const Value& v) {
@@ -362,15 +391,7 @@ Val Evaluator::EvalAggregate(const Expr& e) {
       return Val::Float((static_cast<double>(int_sum) + float_sum) / static_cast<double>(count));
     case AggregateFn::kMin:
     case AggregateFn::kMax: return best;
-    case AggregateFn::kCountDistinct: {
-      std::sort(distinct.begin(), distinct.end(),
-                [](const Val& a, const Val& b) { return CompareForDistinct(a, b) < 0; });
-      int64_t unique = 0;
-      for (size_t k = 0; k < distinct.size(); ++k) {
-        if (k == 0 || CompareForDistinct(distinct[k - 1], distinct[k]) != 0) ++unique;
-      }
-      return Val::Int(unique);
-    }
+    case AggregateFn::kCountDistinct: return Val::Int(CountDistinct(&distinct));
     default: return Val::Missing();
   }
 }

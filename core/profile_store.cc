@@ -583,6 +583,8 @@ std::optional<Slot> ProfileStore::Find(std::string_view key) const {
   return *it;
 }
 
+void ProfileStore::Prefetch(std::string_view key) const { impl_->index.prefetch(key); }
+
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
   const std::optional<Slot> slot = Find(update.key);

@@ -40,6 +40,8 @@ class ProfileStore {
   ProfileStore& operator=(const ProfileStore&) = delete;
 
   std::optional<Slot> Find(std::string_view key) const;
+  // Starts loading what Find(key) will read, so a batch can overlap its cache misses.
+  void Prefetch(std::string_view key) const;
 
   // Checks an update against SPEC §1–2 without changing anything. The message says
   // what is wrong and where (`set["age"]: float value is NaN`).

@@ -23,7 +23,7 @@ struct Shard::SegmentState {
   std::shared_ptr<const SegmentDef> def;
   std::unique_ptr<Expr> rule;  // bound to this shard
   bool time_dependent = false;
-  std::vector<uint64_t> members;  // bit p: profile slot p is a member
+  uint32_t slot = 0;
   uint64_t member_count = 0;
   std::vector<uint32_t> dependents;  // slots of segments that reference this one
   // How adding events of a type moves the rule (by interned type; any other type: the
@@ -62,26 +62,19 @@ Shard::Shard(int index, const EngineOptions& options)
 
 Shard::~Shard() = default;
 
-bool Shard::IsMember(uint32_t segment_slot, Slot p) const {
-  const SegmentState* s = segment_slot < segments_.size() ? segments_[segment_slot].get() : nullptr;
-  if (s == nullptr || (p >> 6) >= s->members.size()) return false;
-  return (s->members[p >> 6] >> (p & 63)) & 1;
-}
+bool Shard::IsMember(uint32_t segment_slot, Slot p) const { return table_.Get(p, segment_slot); }
 
 void Shard::SetMember(SegmentState& s, Slot p, bool member) {
-  if ((p >> 6) >= s.members.size()) s.members.resize((store_.slot_limit() + 63) / 64 + 1, 0);
-  const uint64_t bit = uint64_t{1} << (p & 63);
+  table_.Set(p, s.slot, member);
   if (member) {
-    s.members[p >> 6] |= bit;
     ++s.member_count;
   } else {
-    s.members[p >> 6] &= ~bit;
     --s.member_count;
   }
 }
 
-void Shard::GrowSlots() {
-  if (timer_at_.size() < store_.slot_limit()) timer_at_.resize(store_.slot_limit(), kNever);
+void Shard::GrowTable() {
+  table_.Reserve(store_.slot_limit(), static_cast<uint32_t>(segments_.size()));
 }
 
 void Shard::Mark(uint32_t segment_slot, uint8_t reason) {
@@ -154,9 +147,10 @@ int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
 // REQUIRES: when !replace, `due` only lowers the timer (the other time-dependent
 // segments of p were not re-evaluated, so the current timer still covers them).
 void Shard::Schedule(Slot p, int64_t due, bool replace) {
-  if (replace) timer_at_[p] = kNever;
-  if (due >= timer_at_[p]) return;
-  timer_at_[p] = due;
+  int64_t& timer = table_.timer(p);
+  if (replace) timer = kNever;
+  if (due >= timer) return;
+  timer = due;
   timers_.Push(due, p);
 }
 
@@ -164,7 +158,7 @@ void Shard::AdvanceTo(int64_t t) {
   int64_t due;
   Slot p;
   while (timers_.PopDue(t, &due, &p)) {
-    if (!store_.IsLive(p) || timer_at_[p] != due) continue;  // superseded
+    if (!store_.IsLive(p) || table_.timer(p) != due) continue;  // superseded
     MarkTimeDependent();
     const int64_t next = Reevaluate(p, due, Cause::kTime, /*quiet=*/false);
     Schedule(p, next, /*replace=*/true);
@@ -182,10 +176,10 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
   absl::StatusOr<AppliedUpdate> applied = store_.Apply(update, now_);
   if (!applied.ok()) return applied.status();
   ++updates_applied_;
-  GrowSlots();
+  GrowTable();
   const Slot p = applied->slot;
   if (applied->created) {
-    timer_at_[p] = kNever;
+    table_.ClearRow(p);
     MarkAll();
   } else {
     for (uint32_t name : applied->attributes) {
@@ -208,8 +202,9 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
 absl::StatusOr<uint64_t> Shard::Replay(const ProfileData& profile, bool quiet) {
   absl::StatusOr<AppliedUpdate> applied = store_.Replace(profile, now_);
   if (!applied.ok()) return applied.status();
-  GrowSlots();
+  GrowTable();
   const Slot p = applied->slot;
+  if (applied->created) table_.ClearRow(p);
   MarkAll();
   const int64_t due = Reevaluate(p, now_, Cause::kReplay, quiet);
   Schedule(p, due, /*replace=*/true);
@@ -224,7 +219,7 @@ void Shard::EraseProfile(Slot p, Cause cause) {
     SetMember(s, p, false);
     Emit(p, s, ChangeKind::kExit, now_, cause);
   }
-  timer_at_[p] = kNever;
+  table_.ClearRow(p);
   store_.Erase(p);
 }
 
@@ -292,6 +287,7 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   if (segments_.size() <= def->slot) segments_.resize(def->slot + 1);
   std::unique_ptr<SegmentState>& state = segments_[def->slot];
   if (state == nullptr) state = std::make_unique<SegmentState>();
+  state->slot = def->slot;
   state->def = def;
   state->rule = CloneExpr(*def->rule);
   Bind(*state->rule, catalog, /*intern=*/true);
@@ -304,7 +300,7 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   state->any_type_polarity =
       def->info.any_event_type ? EventPolarity(*def->rule, "") : Polarity::kNone;
   RebuildIndexes(catalog);
-  GrowSlots();
+  GrowTable();
 
   // The backfill: every profile, as of now. A replaced rule may also drop timers it no
   // longer needs; those fire once, find nothing due, and are rescheduled.
@@ -344,13 +340,11 @@ uint64_t Shard::DeleteSegment(const SegmentDef& def, const SegmentCatalog& catal
   std::unique_ptr<SegmentState> state = std::move(segments_[def.slot]);
   uint64_t exited = 0;
   if (state != nullptr) {
-    for (Slot p = 0; p < store_.slot_limit(); ++p) {
-      if ((p >> 6) >= state->members.size() || !((state->members[p >> 6] >> (p & 63)) & 1)) {
-        continue;
-      }
+    table_.ForEachMember(def.slot, [&](Slot p) {
       Emit(p, *state, ChangeKind::kExit, now_, Cause::kSegmentDelete);
       ++exited;
-    }
+    });
+    table_.ClearSegment(def.slot);
   }
   RebuildIndexes(catalog);
   return exited;
@@ -375,12 +369,7 @@ std::optional<ProfileData> Shard::GetProfile(std::string_view key) {
 
 void Shard::Members(uint32_t segment_slot, std::vector<std::string>* out) const {
   if (segment_slot >= segments_.size() || segments_[segment_slot] == nullptr) return;
-  const std::vector<uint64_t>& bits = segments_[segment_slot]->members;
-  for (size_t w = 0; w < bits.size(); ++w) {
-    for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
-      out->emplace_back(store_.Key(static_cast<Slot>(w * 64 + __builtin_ctzll(word))));
-    }
-  }
+  table_.ForEachMember(segment_slot, [&](Slot p) { out->emplace_back(store_.Key(p)); });
 }
 
 void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* matched,
@@ -470,11 +459,7 @@ ShardStats Shard::Stats() const {
   s.evaluations = evaluations_;
   s.evaluations_skipped = evaluations_skipped_;
   s.now = now_;
-  s.memory_bytes = store_.MemoryBytes() + timers_.MemoryBytes() +
-                   timer_at_.capacity() * sizeof(int64_t);
-  for (const auto& seg : segments_) {
-    if (seg != nullptr) s.memory_bytes += seg->members.capacity() * sizeof(uint64_t);
-  }
+  s.memory_bytes = store_.MemoryBytes() + timers_.MemoryBytes() + table_.MemoryBytes();
   return s;
 }
 

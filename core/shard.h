@@ -17,6 +17,7 @@
 #include "core/change_log.h"
 #include "core/engine_options.h"
 #include "core/evaluator.h"
+#include "core/membership_table.h"
 #include "core/profile_store.h"
 #include "core/segment_catalog.h"
 #include "core/timer_queue.h"
@@ -41,8 +42,8 @@ struct ShardStats {
 };
 
 // One partition of the profiles, with everything that depends on them: each stored
-// segment's rule bound to this shard's interned names, its members (a bitset over
-// profile slots), the timers of time-dependent memberships, and the change log.
+// segment's rule bound to this shard's interned names, the memberships and timers of
+// every profile (a MembershipTable), and the change log.
 //
 // Incremental evaluation: an update re-evaluates only the segments that read an
 // attribute it changed or an event type it added or dropped; a segment whose
@@ -72,6 +73,8 @@ class Shard {
   // makes `t` the shard's now. Earlier times are ignored (now never moves back).
   void AdvanceTo(int64_t t);
 
+  // A hint that `key` is about to be updated (see ProfileStore::Prefetch).
+  void Prefetch(std::string_view key) const { store_.Prefetch(key); }
   // Applies one update at now() (SPEC §2). On error nothing changed.
   absl::Status Apply(const ProfileUpdate& update);
   // Replaces or creates the whole profile; returns the events it now holds. quiet:
@@ -112,7 +115,7 @@ class Shard {
 
   bool IsMember(uint32_t segment_slot, Slot p) const;
   void SetMember(SegmentState& s, Slot p, bool member);
-  void GrowSlots();
+  void GrowTable();
   // Why a segment is marked for re-evaluation (bits of marked_): it must be evaluated,
   // or it may be skipped when the profile is a member (kSkipIfMember) or not
   // (kSkipIfNotMember) because the update only added events it is monotone in.
@@ -148,7 +151,7 @@ class Shard {
   std::vector<uint32_t> marked_ranks_;  // min-heap of ranks to evaluate
   std::vector<uint8_t> marked_;         // by segment slot: MarkReason bits
 
-  std::vector<int64_t> timer_at_;  // by profile slot: due time of its live timer
+  MembershipTable table_;  // by profile slot: memberships and the due time of its timer
   TimerQueue timers_;
 
   std::vector<Change> pending_;

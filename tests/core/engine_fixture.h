@@ -20,6 +20,20 @@ inline Event MakeEvent(std::string type, int64_t time, NamedValues props = {}, s
   return Event{std::move(type), time, std::move(id), std::move(props)};
 }
 
+inline ProfileUpdate KeyOnly(std::string key, bool del = false) {
+  ProfileUpdate u;
+  u.key = std::move(key);
+  u.del = del;
+  return u;
+}
+
+inline ProfileData Profile(std::string key, NamedValues attributes) {
+  ProfileData p;
+  p.key = std::move(key);
+  p.attributes = std::move(attributes);
+  return p;
+}
+
 // An engine on a manual clock at kT0, with helpers that fail the test on errors.
 class EngineFixture {
  public:

@@ -350,20 +350,20 @@ TEST_CASE_METHOD(EngineFixture, "Changes carry their causes", "[core][changes]")
   REQUIRE(changes.size() == 1);
   CHECK(Describe(changes[0]) == "a ENTER dk @" + std::to_string(kT0) + " UPDATE");
 
-  Apply(ProfileUpdate{.key = "a", .del = true});
+  Apply(KeyOnly("a", /*del=*/true));
   changes = TakeChanges();
   REQUIRE(changes.size() == 1);
   CHECK(Describe(changes[0]) == "a EXIT dk @" + std::to_string(kT0) + " PROFILE_DELETE");
   CHECK(engine.GetProfile("a").status().code() == absl::StatusCode::kNotFound);
 
-  std::vector<ProfileData> profiles = {{.key = "b", .attributes = {{"country", Value::String("DK")}}}};
+  std::vector<ProfileData> profiles = {Profile("b", {{"country", Value::String("DK")}})};
   ReplayResult rr = engine.Replay(profiles, /*quiet=*/false);
   CHECK(rr.profiles == 1);
   changes = TakeChanges();
   REQUIRE(changes.size() == 1);
   CHECK(changes[0].cause == Cause::kReplay);
 
-  profiles = {{.key = "c", .attributes = {{"country", Value::String("DK")}}}};
+  profiles = {Profile("c", {{"country", Value::String("DK")}})};
   engine.Replay(profiles, /*quiet=*/true);
   CHECK(TakeChanges().empty());
   CHECK(IsMember("c", "dk"));
@@ -387,7 +387,7 @@ TEST_CASE_METHOD(EngineFixture, "Rejected updates are reported by index and chan
   CHECK(engine.GetProfile("b").status().code() == absl::StatusCode::kNotFound);
   CHECK(TakeChanges().size() == 1);
   // Deleting a profile that does not exist counts as applied.
-  r = engine.Apply(std::vector<ProfileUpdate>{{.key = "ghost", .del = true}});
+  r = engine.Apply(std::vector<ProfileUpdate>{KeyOnly("ghost", /*del=*/true)});
   CHECK(r.applied == 1);
 }
 

@@ -309,10 +309,29 @@ TEST_CASE_METHOD(EngineFixture, "in_segment follows the referenced segment",
 TEST_CASE_METHOD(EngineFixture, "Empty profiles are evaluated too", "[core][semantics]") {
   Put("no_email", "not has(email)");
   Put("has_email", "has(email)");
-  Apply(ProfileUpdate{.key = "empty"});
+  Apply(KeyOnly("empty"));
   CHECK(IsMember("empty", "no_email"));
   CHECK_FALSE(IsMember("empty", "has_email"));
   CHECK(engine.Count("not has(email)")->matched == 1);
+}
+
+}  // namespace
+}  // namespace segd::testing
+
+namespace segd::testing {
+namespace {
+
+TEST_CASE_METHOD(EngineFixture, "count_distinct counts many distinct values exactly",
+                 "[core][semantics]") {
+  ProfileUpdate u;
+  u.key = "p";
+  for (int i = 0; i < 40; ++i) {  // 20 distinct strings, 10 distinct numbers, 1 = 1.0
+    u.events.push_back(MakeEvent("e", kT0 - 100 + i, {{"v", Value::String("s" + std::to_string(i % 20))}}));
+    u.events.push_back(MakeEvent("e", kT0 - 100 + i, {{"v", Value::Int(i % 10)}}));
+  }
+  u.events.push_back(MakeEvent("e", kT0, {{"v", Value::Float(1.0)}}));
+  Apply(u);
+  CHECK(Holds("p", "count_distinct(e.v) = 30"));
 }
 
 }  // namespace
