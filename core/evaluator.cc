@@ -102,7 +102,8 @@ int CompareForDistinct(const Val& a, const Val& b) {
 
 bool SameScalar(const Val& a, const Val& b) {
   if (a.kind == ValKind::kString && b.kind == ValKind::kString) {
-    return (a.s.data() == b.s.data() && a.s.size() == b.s.size()) || a.s == b.s;  // interned: same
+    if (a.interned && b.interned) return a.s.data() == b.s.data();
+    return a.s == b.s;
   }
   return CompareForDistinct(a, b) == 0;
 }

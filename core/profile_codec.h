@@ -237,12 +237,14 @@ SEGD_CODEC_INLINE void DecodeScalar(const Field& f, const Interner& values, Val*
     case FieldKind::kStringInline: {
       const uint8_t* p = GetVarint(f.value, &x);
       v->kind = ValKind::kString;
+      v->interned = false;
       v->s = std::string_view(reinterpret_cast<const char*>(p), x);
       return;
     }
     case FieldKind::kStringInterned:
       GetVarint(f.value, &x);
       v->kind = ValKind::kString;
+      v->interned = true;
       v->s = values.Get(static_cast<uint32_t>(x));
       return;
     case FieldKind::kInt:

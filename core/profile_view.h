@@ -17,6 +17,9 @@ enum class ValKind : uint8_t { kMissing, kString, kInt, kFloat, kBool, kList };
 
 struct Val {
   ValKind kind = ValKind::kMissing;
+  // kString from a store's value table: interned strings are unique there, so two
+  // interned strings are equal exactly when they are the same pointer.
+  bool interned = false;
   union {
     int64_t i;
     double f;
