@@ -34,8 +34,7 @@ uint64_t ChangeLog::begin() const {
   return begin_;
 }
 
-absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max,
-                                         const absl::flat_hash_set<std::string>* segments,
+absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
                                          std::vector<Change>* out) const {
   absl::MutexLock lock(&mu_);
   const uint64_t end = begin_ + records_.size();

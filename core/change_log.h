@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/change.h"
+#include "core/text.h"
 
 namespace segd {
 
@@ -40,8 +41,7 @@ class ChangeLog {
   // skipping those whose segment is not in `segments` (null: all segments); skipped
   // changes count toward `max` as read. Returns the position after the last change
   // read. OUT_OF_RANGE if `from` is older than begin(); INVALID_ARGUMENT if past end().
-  absl::StatusOr<uint64_t> Read(uint64_t from, size_t max,
-                                const absl::flat_hash_set<std::string>* segments,
+  absl::StatusOr<uint64_t> Read(uint64_t from, size_t max, const StringSet* segments,
                                 std::vector<Change>* out) const;
 
   // Blocks until a change at position >= `from` exists or `timeout` passes; returns

@@ -1,10 +1,11 @@
 #include "core/engine.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
-#include "core/text.h"
+#include "absl/synchronization/notification.h"
 
 namespace segd {
 namespace {
@@ -15,10 +16,44 @@ uint64_t NewIncarnation() {
   return r == 0 ? 1 : r;
 }
 
+// Runs an asynchronous operation and waits for its result.
+template <typename T, typename Start>
+T Wait(Start start) {
+  std::optional<T> result;
+  absl::Notification finished;
+  start([&](T r) {
+    result.emplace(std::move(r));
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return std::move(*result);
+}
+
+absl::Status NotFound(std::string_view what, std::string_view name) {
+  return absl::NotFoundError(absl::StrCat(AsAbsl(what), " '", AsAbsl(name), "' not found"));
+}
+
+void SortByIndex(std::vector<UpdateError>* errors) {
+  std::sort(errors->begin(), errors->end(),
+            [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
+}
+
+// The updates (or profiles) of one batch that one shard owns, by index in the batch.
+std::vector<std::vector<uint32_t>> Partition(const Engine& engine, size_t n,
+                                             const std::function<std::string_view(size_t)>& key) {
+  std::vector<std::vector<uint32_t>> by_shard(engine.num_shards());
+  for (size_t i = 0; i < n; ++i) by_shard[engine.ShardOf(key(i))].push_back(static_cast<uint32_t>(i));
+  return by_shard;
+}
+
 }  // namespace
 
-Engine::Engine(const EngineOptions& options, int num_shards, Clock& clock)
-    : options_(options), clock_(clock), incarnation_(NewIncarnation()),
+Engine::Engine(const EngineOptions& options, int num_shards, Clock& clock, ShardExecutor* executor)
+    : options_(options),
+      clock_(clock),
+      executor_(executor != nullptr ? executor : &inline_executor_),
+      incarnation_(NewIncarnation()),
+      now_(std::numeric_limits<int64_t>::min()),
       catalog_(options.max_segments) {
   const int n = std::max(1, num_shards);
   shards_.reserve(n);
@@ -33,208 +68,471 @@ int Engine::ShardOf(std::string_view key) const {
   return static_cast<int>(std::hash<std::string_view>{}(key) % shards_.size());
 }
 
-void Engine::FlushAll() {
-  for (auto& s : shards_) s->Flush();
+std::shared_ptr<const SegmentCatalog> Engine::catalog() const {
+  absl::MutexLock lock(&catalog_mu_);
+  return catalog_.Snapshot();
 }
 
-void Engine::Tick() {
-  const int64_t now = Now();
-  for (auto& s : shards_) s->AdvanceTo(now);
-  FlushAll();
+Shard& Engine::Current(Shard& shard) const {
+  shard.AdvanceTo(clock_.NowMs());
+  return shard;
 }
 
-absl::Status Engine::SetTime(int64_t now_ms) {
-  auto* manual = dynamic_cast<ManualClock*>(&clock_);
-  if (manual == nullptr) {
-    return absl::FailedPreconditionError("SetTime needs the manual clock (--clock=manual)");
+void Engine::ForAllShards(std::function<void(Shard&)> work, absl::AnyInvocable<void() &&> done) {
+  struct Fan {
+    std::function<void(Shard&)> work;
+    absl::AnyInvocable<void() &&> done;
+    std::atomic<size_t> left;
+  };
+  auto fan = std::make_shared<Fan>();
+  fan->work = std::move(work);
+  fan->done = std::move(done);
+  fan->left.store(shards_.size());
+  for (auto& s : shards_) {
+    Shard* shard = s.get();
+    executor_->Post(shard->index(), [fan, shard]() {
+      fan->work(*shard);
+      if (fan->left.fetch_sub(1, std::memory_order_acq_rel) == 1) std::move(fan->done)();
+    });
   }
-  const int64_t current = shards_[0]->now();
-  if (now_ms < current) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("SetTime cannot move the clock back, from ", current, " to ", now_ms));
-  }
-  manual->Set(now_ms);
-  Tick();
-  return absl::OkStatus();
+}
+
+// ---- Ingest ----
+
+void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult> done) {
+  struct Job {
+    std::span<const ProfileUpdate> updates;
+    std::vector<std::vector<uint32_t>> by_shard;
+    std::vector<BatchResult> parts;
+    Done<BatchResult> done;
+  };
+  auto job = std::make_shared<Job>();
+  job->updates = updates;
+  job->by_shard = Partition(*this, updates.size(), [&](size_t i) -> std::string_view { return updates[i].key; });
+  job->parts.resize(shards_.size());
+  job->done = std::move(done);
+  ForAllShards(
+      [this, job](Shard& s) {
+        const std::vector<uint32_t>& mine = job->by_shard[s.index()];
+        if (mine.empty()) return;
+        Current(s);
+        BatchResult& part = job->parts[s.index()];
+        // Profiles are scattered over memory: look a few updates ahead so that their
+        // cache misses overlap with the work on this one.
+        constexpr size_t kLookahead = 4;
+        for (size_t k = 0; k < std::min(kLookahead, mine.size()); ++k) {
+          s.Prefetch(job->updates[mine[k]].key);
+        }
+        for (size_t k = 0; k < mine.size(); ++k) {
+          if (k + kLookahead < mine.size()) s.Prefetch(job->updates[mine[k + kLookahead]].key);
+          const ProfileUpdate& u = job->updates[mine[k]];
+          absl::Status status = s.Apply(u);
+          if (status.ok()) {
+            ++part.applied;
+          } else {
+            part.errors.push_back(UpdateError{mine[k], u.key, std::string(status.message())});
+          }
+        }
+        s.Flush();
+      },
+      [job]() {
+        BatchResult result;
+        for (BatchResult& part : job->parts) {
+          result.applied += part.applied;
+          for (UpdateError& e : part.errors) result.errors.push_back(std::move(e));
+        }
+        SortByIndex(&result.errors);
+        std::move(job->done)(std::move(result));
+      });
+}
+
+void Engine::ApplyAsync(std::vector<ProfileUpdate> updates, Done<BatchResult> done) {
+  auto owned = std::make_shared<std::vector<ProfileUpdate>>(std::move(updates));
+  ApplySpan(*owned, [owned, done = std::move(done)](BatchResult r) mutable {
+    std::move(done)(std::move(r));
+  });
 }
 
 BatchResult Engine::Apply(std::span<const ProfileUpdate> updates) {
-  Tick();
-  BatchResult result;
-  // Profiles are scattered over memory: look a few updates ahead so that their cache
-  // misses overlap with the work on this one.
-  constexpr size_t kLookahead = 4;
-  for (size_t i = 0; i < std::min(kLookahead, updates.size()); ++i) {
-    shards_[ShardOf(updates[i].key)]->Prefetch(updates[i].key);
-  }
-  for (size_t i = 0; i < updates.size(); ++i) {
-    if (i + kLookahead < updates.size()) {
-      shards_[ShardOf(updates[i + kLookahead].key)]->Prefetch(updates[i + kLookahead].key);
-    }
-    const ProfileUpdate& u = updates[i];
-    absl::Status s = shards_[ShardOf(u.key)]->Apply(u);
-    if (s.ok()) {
-      ++result.applied;
-    } else {
-      result.errors.push_back(UpdateError{static_cast<uint32_t>(i), u.key, std::string(s.message())});
-    }
-  }
-  FlushAll();
-  return result;
+  return Wait<BatchResult>([&](Done<BatchResult> done) { ApplySpan(updates, std::move(done)); });
+}
+
+void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet, Done<ReplayResult> done) {
+  struct Job {
+    std::span<const ProfileData> profiles;
+    std::vector<std::vector<uint32_t>> by_shard;
+    std::vector<ReplayResult> parts;
+    Done<ReplayResult> done;
+  };
+  auto job = std::make_shared<Job>();
+  job->profiles = profiles;
+  job->by_shard = Partition(*this, profiles.size(), [&](size_t i) -> std::string_view { return profiles[i].key; });
+  job->parts.resize(shards_.size());
+  job->done = std::move(done);
+  ForAllShards(
+      [this, job, quiet](Shard& s) {
+        const std::vector<uint32_t>& mine = job->by_shard[s.index()];
+        if (mine.empty()) return;
+        Current(s);
+        ReplayResult& part = job->parts[s.index()];
+        for (uint32_t i : mine) {
+          const ProfileData& p = job->profiles[i];
+          absl::StatusOr<uint64_t> events = s.Replay(p, quiet);
+          if (events.ok()) {
+            ++part.profiles;
+            part.events += *events;
+          } else {
+            part.errors.push_back(UpdateError{i, p.key, std::string(events.status().message())});
+          }
+        }
+        s.Flush();
+      },
+      [job]() {
+        ReplayResult result;
+        for (ReplayResult& part : job->parts) {
+          result.profiles += part.profiles;
+          result.events += part.events;
+          for (UpdateError& e : part.errors) result.errors.push_back(std::move(e));
+        }
+        SortByIndex(&result.errors);
+        std::move(job->done)(std::move(result));
+      });
+}
+
+void Engine::ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done) {
+  auto owned = std::make_shared<std::vector<ProfileData>>(std::move(profiles));
+  ReplaySpan(*owned, quiet, [owned, done = std::move(done)](ReplayResult r) mutable {
+    std::move(done)(std::move(r));
+  });
 }
 
 ReplayResult Engine::Replay(std::span<const ProfileData> profiles, bool quiet) {
-  Tick();
-  ReplayResult result;
-  for (size_t i = 0; i < profiles.size(); ++i) {
-    absl::StatusOr<uint64_t> events = shards_[ShardOf(profiles[i].key)]->Replay(profiles[i], quiet);
-    if (events.ok()) {
-      ++result.profiles;
-      result.events += *events;
-    } else {
-      result.errors.push_back(UpdateError{static_cast<uint32_t>(i), profiles[i].key,
-                                          std::string(events.status().message())});
-    }
-  }
-  FlushAll();
-  return result;
+  return Wait<ReplayResult>(
+      [&](Done<ReplayResult> done) { ReplaySpan(profiles, quiet, std::move(done)); });
+}
+
+// ---- Segments ----
+
+void Engine::PutSegmentAsync(SegmentSpec spec, bool dry_run,
+                             Done<absl::StatusOr<PutSegmentResult>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  absl::StatusOr<std::shared_ptr<const SegmentDef>> prepared = catalog_.Prepare(spec, clock_.NowMs());
+  if (!prepared.ok()) return std::move(done)(prepared.status());
+  std::shared_ptr<const SegmentDef> def = *prepared;
+  if (!dry_run) catalog_.Commit(def);
+  std::shared_ptr<const SegmentCatalog> snapshot = catalog_.Snapshot();
+  auto diffs = std::make_shared<std::vector<SegmentDiff>>(shards_.size());
+  ForAllShards(
+      [this, def, snapshot, diffs, dry_run](Shard& s) {
+        Current(s);
+        (*diffs)[s.index()] = dry_run ? s.DryRunSegment(*def, *snapshot) : s.PutSegment(def, *snapshot);
+        s.Flush();
+      },
+      [def, diffs, done = std::move(done)]() mutable {
+        PutSegmentResult result;
+        result.segment = SegmentInfo{def->id, def->rule_text, def->description, 0, def->updated_at};
+        for (const SegmentDiff& d : *diffs) {
+          result.entered += d.entered;
+          result.exited += d.exited;
+          result.segment.member_count += d.members;
+        }
+        std::move(done)(std::move(result));
+      });
+}
+
+void Engine::DeleteSegmentAsync(std::string id, Done<absl::StatusOr<uint64_t>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  if (absl::Status s = catalog_.CheckDelete(id); !s.ok()) return std::move(done)(s);
+  std::shared_ptr<const SegmentDef> def = catalog_.Find(id);
+  catalog_.Erase(id);
+  std::shared_ptr<const SegmentCatalog> snapshot = catalog_.Snapshot();
+  auto exited = std::make_shared<std::vector<uint64_t>>(shards_.size());
+  ForAllShards(
+      [this, def, snapshot, exited](Shard& s) {
+        Current(s);
+        (*exited)[s.index()] = s.DeleteSegment(*def, *snapshot);
+        s.Flush();
+      },
+      [exited, done = std::move(done)]() mutable {
+        uint64_t total = 0;
+        for (uint64_t e : *exited) total += e;
+        std::move(done)(total);
+      });
+}
+
+void Engine::GetSegmentAsync(std::string id, Done<absl::StatusOr<SegmentInfo>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  std::shared_ptr<const SegmentDef> def = catalog_.Find(id);
+  if (def == nullptr) return std::move(done)(NotFound("segment", id));
+  auto counts = std::make_shared<std::vector<uint64_t>>(shards_.size());
+  ForAllShards([def, counts](Shard& s) { (*counts)[s.index()] = s.MemberCount(def->slot); },
+               [def, counts, done = std::move(done)]() mutable {
+                 SegmentInfo info{def->id, def->rule_text, def->description, 0, def->updated_at};
+                 for (uint64_t c : *counts) info.member_count += c;
+                 std::move(done)(std::move(info));
+               });
+}
+
+void Engine::ListSegmentsAsync(Done<std::vector<SegmentInfo>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  auto defs = std::make_shared<std::vector<std::shared_ptr<const SegmentDef>>>(catalog_.order());
+  std::sort(defs->begin(), defs->end(), [](const auto& a, const auto& b) { return a->id < b->id; });
+  auto counts = std::make_shared<std::vector<std::vector<uint64_t>>>(shards_.size());
+  ForAllShards(
+      [defs, counts](Shard& s) {
+        for (const auto& def : *defs) (*counts)[s.index()].push_back(s.MemberCount(def->slot));
+      },
+      [defs, counts, done = std::move(done)]() mutable {
+        std::vector<SegmentInfo> out;
+        for (size_t k = 0; k < defs->size(); ++k) {
+          const SegmentDef& def = *(*defs)[k];
+          SegmentInfo info{def.id, def.rule_text, def.description, 0, def.updated_at};
+          for (const auto& shard_counts : *counts) info.member_count += shard_counts[k];
+          out.push_back(std::move(info));
+        }
+        std::move(done)(std::move(out));
+      });
 }
 
 absl::StatusOr<PutSegmentResult> Engine::PutSegment(const SegmentSpec& spec, bool dry_run) {
-  Tick();
-  absl::StatusOr<std::shared_ptr<const SegmentDef>> def = catalog_.Prepare(spec, Now());
-  if (!def.ok()) return def.status();
-  if (!dry_run) catalog_.Commit(*def);
-  PutSegmentResult result;
-  uint64_t members = 0;
-  for (auto& shard : shards_) {
-    const SegmentDiff diff =
-        dry_run ? shard->DryRunSegment(**def, catalog_) : shard->PutSegment(*def, catalog_);
-    result.entered += diff.entered;
-    result.exited += diff.exited;
-    members += diff.members;
-  }
-  FlushAll();
-  result.segment = SegmentInfo{(*def)->id, (*def)->rule_text, (*def)->description, members,
-                               (*def)->updated_at};
-  return result;
+  using R = absl::StatusOr<PutSegmentResult>;
+  return Wait<R>([&](Done<R> done) { PutSegmentAsync(spec, dry_run, std::move(done)); });
 }
 
 absl::StatusOr<uint64_t> Engine::DeleteSegment(std::string_view id) {
-  Tick();
-  if (absl::Status s = catalog_.CheckDelete(id); !s.ok()) return s;
-  std::shared_ptr<const SegmentDef> def = catalog_.Find(id);
-  catalog_.Erase(id);
-  uint64_t exited = 0;
-  for (auto& shard : shards_) exited += shard->DeleteSegment(*def, catalog_);
-  FlushAll();
-  return exited;
+  using R = absl::StatusOr<uint64_t>;
+  return Wait<R>([&](Done<R> done) { DeleteSegmentAsync(std::string(id), std::move(done)); });
 }
 
-absl::StatusOr<SegmentInfo> Engine::GetSegment(std::string_view id) const {
-  std::shared_ptr<const SegmentDef> def = catalog_.Find(id);
-  if (def == nullptr) return absl::NotFoundError(absl::StrCat("segment '", AsAbsl(id), "' not found"));
-  uint64_t members = 0;
-  for (const auto& shard : shards_) members += shard->MemberCount(def->slot);
-  return SegmentInfo{def->id, def->rule_text, def->description, members, def->updated_at};
+absl::StatusOr<SegmentInfo> Engine::GetSegment(std::string_view id) {
+  using R = absl::StatusOr<SegmentInfo>;
+  return Wait<R>([&](Done<R> done) { GetSegmentAsync(std::string(id), std::move(done)); });
 }
 
-std::vector<SegmentInfo> Engine::ListSegments() const {
-  std::vector<SegmentInfo> out;
-  for (const auto& def : catalog_.order()) out.push_back(*GetSegment(def->id));
-  std::sort(out.begin(), out.end(),
-            [](const SegmentInfo& a, const SegmentInfo& b) { return a.id < b.id; });
-  return out;
+std::vector<SegmentInfo> Engine::ListSegments() {
+  using R = std::vector<SegmentInfo>;
+  return Wait<R>([&](Done<R> done) { ListSegmentsAsync(std::move(done)); });
 }
 
-absl::StatusOr<ProfileData> Engine::GetProfile(std::string_view key) {
-  Tick();
-  std::optional<ProfileData> p = shards_[ShardOf(key)]->GetProfile(key);
-  if (!p) return absl::NotFoundError(absl::StrCat("profile '", AsAbsl(key), "' not found"));
-  return std::move(*p);
-}
+// ---- Queries ----
 
-absl::StatusOr<std::vector<std::string>> Engine::Members(std::string_view segment) {
-  Tick();
-  std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
-  if (def == nullptr) return absl::NotFoundError(absl::StrCat("segment '", AsAbsl(segment), "' not found"));
-  std::vector<std::string> keys;
-  for (auto& shard : shards_) shard->Members(def->slot, &keys);
-  return keys;
-}
-
-// An ad-hoc rule may reference stored segments; unknown ones are an error.
-static absl::StatusOr<std::unique_ptr<Expr>> ParseQueryRule(std::string_view text,
-                                                            const SegmentCatalog& catalog) {
+absl::StatusOr<std::unique_ptr<Expr>> Engine::ParseQueryRule(std::string_view text) {
   absl::StatusOr<std::unique_ptr<Expr>> rule = ParseRule(text);
   if (!rule.ok()) return rule.status();
   absl::Status error;
   VisitExprs(**rule, [&](Expr& e) {
-    if (error.ok() && e.kind == ExprKind::kInSegment && catalog.Find(e.segment) == nullptr) {
-      error = absl::InvalidArgumentError(
-          absl::StrCat(e.pos.line, ":", e.pos.column, ": unknown segment '", e.segment, "'"));
+    if (error.ok() && e.kind == ExprKind::kInSegment && catalog_.Find(e.segment) == nullptr) {
+      error = absl::InvalidArgumentError(absl::StrCat(e.pos.line, ":", e.pos.column,
+                                                      ": unknown segment '", e.segment, "'"));
     }
   });
   if (!error.ok()) return error;
   return rule;
 }
 
-absl::StatusOr<CountResult> Engine::Count(std::string_view rule_text) {
-  Tick();
-  absl::StatusOr<std::unique_ptr<Expr>> rule = ParseQueryRule(rule_text, catalog_);
-  if (!rule.ok()) return rule.status();
-  CountResult result;
-  for (auto& shard : shards_) shard->Count(**rule, catalog_, &result.matched, &result.total);
-  return result;
+void Engine::GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> done) {
+  Shard* shard = shards_[ShardOf(key)].get();
+  executor_->Post(shard->index(), [this, shard, key = std::move(key), done = std::move(done)]() mutable {
+    std::optional<ProfileData> p = Current(*shard).GetProfile(key);
+    if (!p) return std::move(done)(NotFound("profile", key));
+    std::move(done)(std::move(*p));
+  });
 }
 
-absl::StatusOr<FunnelResult> Engine::Funnel(std::span<const std::string> steps,
-                                            int64_t within_ms) {
+void Engine::MembersAsync(std::string segment, Done<absl::StatusOr<std::vector<std::string>>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
+  if (def == nullptr) return std::move(done)(NotFound("segment", segment));
+  auto parts = std::make_shared<std::vector<std::vector<std::string>>>(shards_.size());
+  ForAllShards(
+      [this, def, parts](Shard& s) { Current(s).Members(def->slot, &(*parts)[s.index()]); },
+      [parts, done = std::move(done)]() mutable {
+        std::vector<std::string> keys;
+        for (auto& part : *parts) {
+          for (std::string& k : part) keys.push_back(std::move(k));
+        }
+        std::move(done)(std::move(keys));
+      });
+}
+
+void Engine::CountAsync(std::string rule_text, Done<absl::StatusOr<CountResult>> done) {
+  absl::MutexLock lock(&catalog_mu_);
+  absl::StatusOr<std::unique_ptr<Expr>> parsed = ParseQueryRule(rule_text);
+  if (!parsed.ok()) return std::move(done)(parsed.status());
+  std::shared_ptr<const Expr> rule = std::move(*parsed);
+  std::shared_ptr<const SegmentCatalog> snapshot = catalog_.Snapshot();
+  auto parts = std::make_shared<std::vector<CountResult>>(shards_.size());
+  ForAllShards(
+      [this, rule, snapshot, parts](Shard& s) {
+        CountResult& part = (*parts)[s.index()];
+        Current(s).Count(*rule, *snapshot, &part.matched, &part.total);
+      },
+      [parts, done = std::move(done)]() mutable {
+        CountResult result;
+        for (const CountResult& p : *parts) {
+          result.matched += p.matched;
+          result.total += p.total;
+        }
+        std::move(done)(result);
+      });
+}
+
+void Engine::FunnelAsync(std::vector<std::string> steps, int64_t within_ms,
+                         Done<absl::StatusOr<FunnelResult>> done) {
   if (within_ms < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("within_ms: must be >= 0, got ", within_ms));
+    return std::move(done)(
+        absl::InvalidArgumentError(absl::StrCat("within_ms: must be >= 0, got ", within_ms)));
   }
-  if (steps.empty()) return absl::InvalidArgumentError("steps: a funnel needs at least one step");
-  std::vector<Selector> selectors;
+  if (steps.empty()) {
+    return std::move(done)(absl::InvalidArgumentError("steps: a funnel needs at least one step"));
+  }
+  auto selectors = std::make_shared<std::vector<Selector>>();
   for (size_t i = 0; i < steps.size(); ++i) {
     absl::StatusOr<Selector> s = ParseFunnelStep(steps[i]);
     if (!s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("steps[", i, "]: ", s.status().message()));
+      return std::move(done)(
+          absl::InvalidArgumentError(absl::StrCat("steps[", i, "]: ", s.status().message())));
     }
-    selectors.push_back(std::move(*s));
+    selectors->push_back(std::move(*s));
   }
-  Tick();
-  FunnelResult result;
-  result.counts.assign(steps.size(), 0);
-  for (auto& shard : shards_) {
-    shard->Funnel(selectors, within_ms == 0 ? -1 : within_ms, &result.counts, &result.total,
-                  &result.events_scanned);
+  const int64_t window = within_ms == 0 ? -1 : within_ms;
+  auto parts = std::make_shared<std::vector<FunnelResult>>(shards_.size());
+  ForAllShards(
+      [this, selectors, window, parts](Shard& s) {
+        FunnelResult& part = (*parts)[s.index()];
+        Current(s).Funnel(*selectors, window, &part.counts, &part.total, &part.events_scanned);
+      },
+      [n = steps.size(), parts, done = std::move(done)]() mutable {
+        FunnelResult result;
+        result.counts.assign(n, 0);
+        for (const FunnelResult& p : *parts) {
+          for (size_t k = 0; k < p.counts.size(); ++k) result.counts[k] += p.counts[k];
+          result.total += p.total;
+          result.events_scanned += p.events_scanned;
+        }
+        std::move(done)(std::move(result));
+      });
+}
+
+void Engine::ExplainAsync(std::string key, std::string segment, std::string rule_text,
+                          Done<absl::StatusOr<ExplainResult>> done) {
+  if (segment.empty() == rule_text.empty()) {
+    return std::move(done)(
+        absl::InvalidArgumentError("explain: give exactly one of segment and rule"));
   }
-  return result;
+  absl::MutexLock lock(&catalog_mu_);
+  if (!segment.empty()) {
+    std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
+    if (def == nullptr) return std::move(done)(NotFound("segment", segment));
+    rule_text = def->rule_text;
+  }
+  absl::StatusOr<std::unique_ptr<Expr>> parsed = ParseQueryRule(rule_text);
+  if (!parsed.ok()) return std::move(done)(parsed.status());
+  std::shared_ptr<const Expr> rule = std::move(*parsed);
+  std::shared_ptr<const SegmentCatalog> snapshot = catalog_.Snapshot();
+  Shard* shard = shards_[ShardOf(key)].get();
+  executor_->Post(shard->index(), [this, shard, key = std::move(key), rule, snapshot,
+                                   done = std::move(done)]() mutable {
+    std::optional<ExplainResult> r = Current(*shard).Explain(key, *rule, *snapshot);
+    if (!r) return std::move(done)(NotFound("profile", key));
+    std::move(done)(std::move(*r));
+  });
+}
+
+void Engine::ExportChunkAsync(int shard_index, uint32_t from, size_t max, Done<ExportChunk> done) {
+  Shard* shard = shards_[shard_index].get();
+  executor_->Post(shard_index, [this, shard, from, max, done = std::move(done)]() mutable {
+    ExportChunk chunk;
+    chunk.next = Current(*shard).ReadProfiles(from, max, &chunk.profiles);
+    std::move(done)(std::move(chunk));
+  });
+}
+
+absl::StatusOr<ProfileData> Engine::GetProfile(std::string_view key) {
+  using R = absl::StatusOr<ProfileData>;
+  return Wait<R>([&](Done<R> done) { GetProfileAsync(std::string(key), std::move(done)); });
+}
+
+absl::StatusOr<std::vector<std::string>> Engine::Members(std::string_view segment) {
+  using R = absl::StatusOr<std::vector<std::string>>;
+  return Wait<R>([&](Done<R> done) { MembersAsync(std::string(segment), std::move(done)); });
+}
+
+absl::StatusOr<CountResult> Engine::Count(std::string_view rule) {
+  using R = absl::StatusOr<CountResult>;
+  return Wait<R>([&](Done<R> done) { CountAsync(std::string(rule), std::move(done)); });
+}
+
+absl::StatusOr<FunnelResult> Engine::Funnel(std::span<const std::string> steps, int64_t within_ms) {
+  using R = absl::StatusOr<FunnelResult>;
+  return Wait<R>([&](Done<R> done) {
+    FunnelAsync(std::vector<std::string>(steps.begin(), steps.end()), within_ms, std::move(done));
+  });
 }
 
 absl::StatusOr<ExplainResult> Engine::Explain(std::string_view key, std::string_view segment,
-                                              std::string_view rule_text) {
-  if (segment.empty() == rule_text.empty()) {
-    return absl::InvalidArgumentError("explain: give exactly one of segment and rule");
-  }
-  std::string text(rule_text);
-  if (!segment.empty()) {
-    std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
-    if (def == nullptr) return absl::NotFoundError(absl::StrCat("segment '", AsAbsl(segment), "' not found"));
-    text = def->rule_text;
-  }
-  absl::StatusOr<std::unique_ptr<Expr>> rule = ParseQueryRule(text, catalog_);
-  if (!rule.ok()) return rule.status();
-  Tick();
-  std::optional<ExplainResult> r = shards_[ShardOf(key)]->Explain(key, **rule, catalog_);
-  if (!r) return absl::NotFoundError(absl::StrCat("profile '", AsAbsl(key), "' not found"));
-  return std::move(*r);
+                                              std::string_view rule) {
+  using R = absl::StatusOr<ExplainResult>;
+  return Wait<R>([&](Done<R> done) {
+    ExplainAsync(std::string(key), std::string(segment), std::string(rule), std::move(done));
+  });
 }
 
 void Engine::ForEachProfile(const std::function<void(ProfileData&&)>& f) {
-  Tick();
-  for (auto& shard : shards_) shard->ForEachProfile(f);
+  constexpr size_t kChunk = 1024;
+  for (int i = 0; i < num_shards(); ++i) {
+    for (uint32_t from = 0; from != kExportDone;) {
+      ExportChunk chunk = Wait<ExportChunk>(
+          [&](Done<ExportChunk> done) { ExportChunkAsync(i, from, kChunk, std::move(done)); });
+      for (ProfileData& p : chunk.profiles) f(std::move(p));
+      from = chunk.next;
+    }
+  }
 }
+
+// ---- Time ----
+
+void Engine::AdvanceTime(int64_t t, Done<absl::Status> done) {
+  ForAllShards(
+      [t](Shard& s) {
+        s.AdvanceTo(t);
+        s.Flush();
+      },
+      [this, t, done = std::move(done)]() mutable {
+        int64_t seen = now_.load(std::memory_order_relaxed);
+        while (seen < t && !now_.compare_exchange_weak(seen, t, std::memory_order_acq_rel)) {
+        }
+        std::move(done)(absl::OkStatus());
+      });
+}
+
+void Engine::TickAsync(Done<absl::Status> done) { AdvanceTime(clock_.NowMs(), std::move(done)); }
+
+void Engine::SetTimeAsync(int64_t now_ms, Done<absl::Status> done) {
+  auto* manual = dynamic_cast<ManualClock*>(&clock_);
+  if (manual == nullptr) {
+    return std::move(done)(
+        absl::FailedPreconditionError("SetTime needs the manual clock (--clock=manual)"));
+  }
+  absl::MutexLock lock(&time_mu_);
+  const int64_t current = manual->NowMs();
+  if (now_ms < current) {
+    return std::move(done)(absl::FailedPreconditionError(
+        absl::StrCat("SetTime cannot move the clock back, from ", current, " to ", now_ms)));
+  }
+  manual->Set(now_ms);
+  AdvanceTime(now_ms, std::move(done));
+}
+
+void Engine::Tick() {
+  Wait<absl::Status>([&](Done<absl::Status> done) { TickAsync(std::move(done)); });
+}
+
+absl::Status Engine::SetTime(int64_t now_ms) {
+  return Wait<absl::Status>([&](Done<absl::Status> done) { SetTimeAsync(now_ms, std::move(done)); });
+}
+
+// ---- Changes ----
 
 Cursor Engine::CurrentCursor() const {
   Cursor c;
@@ -243,16 +541,38 @@ Cursor Engine::CurrentCursor() const {
   return c;
 }
 
-Snapshot Engine::TakeSnapshot(const absl::flat_hash_set<std::string>* segments) {
-  Tick();
-  Snapshot snap;
-  for (auto& shard : shards_) shard->SnapshotMembers(segments, &snap.members);
-  snap.cursor = CurrentCursor();
-  return snap;
+void Engine::SnapshotAsync(std::shared_ptr<const StringSet> segments, Done<Snapshot> done) {
+  // Under the catalog lock: the cut comes after every segment operation posted before.
+  absl::MutexLock lock(&catalog_mu_);
+  struct Part {
+    std::vector<Change> members;
+    uint64_t position = 0;
+  };
+  auto parts = std::make_shared<std::vector<Part>>(shards_.size());
+  ForAllShards(
+      [this, segments, parts](Shard& s) {
+        Current(s).Flush();
+        Part& part = (*parts)[s.index()];
+        s.SnapshotMembers(segments.get(), &part.members);
+        part.position = s.changes().end();
+      },
+      [this, parts, done = std::move(done)]() mutable {
+        Snapshot snap;
+        snap.cursor.incarnation = incarnation_;
+        for (Part& part : *parts) {
+          for (Change& c : part.members) snap.members.push_back(std::move(c));
+          snap.cursor.positions.push_back(part.position);
+        }
+        std::move(done)(std::move(snap));
+      });
 }
 
-absl::Status Engine::ReadChanges(Cursor* cursor, size_t max,
-                                 const absl::flat_hash_set<std::string>* segments,
+Snapshot Engine::TakeSnapshot(const StringSet* segments) {
+  auto filter = segments != nullptr ? std::make_shared<const StringSet>(*segments) : nullptr;
+  return Wait<Snapshot>([&](Done<Snapshot> done) { SnapshotAsync(filter, std::move(done)); });
+}
+
+absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                                  std::vector<Change>* out) const {
   if (cursor->incarnation != incarnation_) {
     return absl::OutOfRangeError(
@@ -272,20 +592,49 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max,
   return absl::OkStatus();
 }
 
-EngineStats Engine::Stats() const {
-  EngineStats s;
-  s.segments = static_cast<uint32_t>(catalog_.size());
-  s.incarnation = incarnation_;
-  s.now = shards_[0]->now();
-  for (const auto& shard : shards_) {
-    const ShardStats st = shard->Stats();
-    s.profiles += st.profiles;
-    s.events += st.events;
-    s.updates_applied += st.updates_applied;
-    s.changes_emitted += st.changes_emitted;
-    s.memory_bytes += st.memory_bytes;
+bool Engine::WaitForChanges(const Cursor& cursor, absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  // Each shard's log wakes its own waiters; take turns in short slices.
+  constexpr absl::Duration kSlice = absl::Milliseconds(5);
+  while (true) {
+    for (size_t i = 0; i < shards_.size() && i < cursor.positions.size(); ++i) {
+      if (shards_[i]->changes().end() > cursor.positions[i]) return true;
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return false;
+    if (cursor.positions.empty()) return false;
+    if (shards_.size() == 1) return shards_[0]->changes().WaitForChangesAfter(cursor.positions[0], left);
+    shards_[0]->changes().WaitForChangesAfter(cursor.positions[0], std::min(left, kSlice));
   }
-  return s;
+}
+
+// ---- Stats ----
+
+void Engine::StatsAsync(Done<EngineStats> done) {
+  auto parts = std::make_shared<std::vector<ShardStats>>(shards_.size());
+  ForAllShards([parts](Shard& s) { (*parts)[s.index()] = s.Stats(); },
+               [this, parts, done = std::move(done)]() mutable {
+                 EngineStats stats;
+                 stats.incarnation = incarnation_;
+                 stats.now = std::numeric_limits<int64_t>::min();
+                 for (const ShardStats& st : *parts) {
+                   stats.profiles += st.profiles;
+                   stats.events += st.events;
+                   stats.updates_applied += st.updates_applied;
+                   stats.changes_emitted += st.changes_emitted;
+                   stats.memory_bytes += st.memory_bytes;
+                   stats.now = std::max(stats.now, st.now);
+                 }
+                 {
+                   absl::MutexLock lock(&catalog_mu_);
+                   stats.segments = static_cast<uint32_t>(catalog_.size());
+                 }
+                 std::move(done)(stats);
+               });
+}
+
+EngineStats Engine::Stats() {
+  return Wait<EngineStats>([&](Done<EngineStats> done) { StatsAsync(std::move(done)); });
 }
 
 }  // namespace segd

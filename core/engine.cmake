@@ -3,6 +3,7 @@ add_library(segd_core
   change_log.cc
   cursor.cc
   segment_catalog.cc
+  shard_executor.cc
   evaluator.cc
   shard.cc
   engine.cc

@@ -50,8 +50,13 @@ struct SegmentDef {
 class SegmentCatalog {
  public:
   explicit SegmentCatalog(uint32_t max_segments) : max_segments_(max_segments) {}
-  SegmentCatalog(const SegmentCatalog&) = delete;
   SegmentCatalog& operator=(const SegmentCatalog&) = delete;
+
+  // An immutable copy for work that runs later on shard threads (definitions are
+  // shared, not copied).
+  std::shared_ptr<const SegmentCatalog> Snapshot() const {
+    return std::shared_ptr<const SegmentCatalog>(new SegmentCatalog(*this));
+  }
 
   // Checks `spec` as a create-or-replace would be: id syntax, rule, references to
   // existing segments, no cycle, the segment limit. Does not change the catalog.
@@ -71,6 +76,7 @@ class SegmentCatalog {
   uint32_t slot_limit() const { return static_cast<uint32_t>(slot_used_.size()); }
 
  private:
+  SegmentCatalog(const SegmentCatalog&) = default;
   void Reorder();
 
   uint32_t max_segments_;

@@ -423,14 +423,17 @@ std::optional<ExplainResult> Shard::Explain(std::string_view key, const Expr& ru
   return eval.Explain(*bound);
 }
 
-void Shard::ForEachProfile(const std::function<void(ProfileData&&)>& f) {
-  for (Slot p = 0; p < store_.slot_limit(); ++p) {
-    if (store_.IsLive(p)) f(store_.Read(p, now_));
+uint32_t Shard::ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>* out) {
+  Slot p = from;
+  for (size_t n = 0; p < store_.slot_limit() && n < max; ++p) {
+    if (!store_.IsLive(p)) continue;
+    out->push_back(store_.Read(p, now_));
+    ++n;
   }
+  return p < store_.slot_limit() ? p : kExportDone;
 }
 
-void Shard::SnapshotMembers(const absl::flat_hash_set<std::string>* segments,
-                            std::vector<Change>* out) const {
+void Shard::SnapshotMembers(const StringSet* segments, std::vector<Change>* out) const {
   std::vector<std::string> keys;
   for (uint32_t slot : order_) {
     const SegmentState& s = *segments_[slot];

@@ -20,9 +20,12 @@
 #include "core/membership_table.h"
 #include "core/profile_store.h"
 #include "core/segment_catalog.h"
+#include "core/text.h"
 #include "core/timer_queue.h"
 
 namespace segd {
+
+inline constexpr uint32_t kExportDone = 0xffffffffu;
 
 struct SegmentDiff {
   uint64_t entered = 0;
@@ -99,11 +102,13 @@ class Shard {
               uint64_t* total, uint64_t* scanned);
   std::optional<ExplainResult> Explain(std::string_view key, const Expr& rule,
                                        const SegmentCatalog& catalog);
-  void ForEachProfile(const std::function<void(ProfileData&&)>& f);
+  // Appends at most `max` profiles from slot `from` on to `out`; returns the slot to
+  // continue from, or kExportDone after the last.
+  uint32_t ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>* out);
   // ENTER/SNAPSHOT changes for every member of the given segments (null: all).
-  void SnapshotMembers(const absl::flat_hash_set<std::string>* segments,
-                       std::vector<Change>* out) const;
+  void SnapshotMembers(const StringSet* segments, std::vector<Change>* out) const;
 
+  // Moves the changes of the operations so far to the change log.
   void Flush();
   ChangeLog& changes() { return log_; }
   const ChangeLog& changes() const { return log_; }

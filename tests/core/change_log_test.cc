@@ -35,7 +35,7 @@ TEST_CASE("ChangeLog filters by segment and counts skipped changes as read", "[c
   std::vector<Change> batch;
   for (int i = 0; i < 10; ++i) batch.push_back(MakeChange(i));
   log.Append(batch);
-  absl::flat_hash_set<std::string> odd = {"odd"};
+  StringSet odd = {"odd"};
   std::vector<Change> out;
   absl::StatusOr<uint64_t> next = log.Read(0, 4, &odd, &out);
   CHECK(*next == 4);

@@ -414,7 +414,7 @@ TEST_CASE_METHOD(EngineFixture, "A cursor resumes with exactly the changes after
   CHECK(got == std::vector<std::string>{"aEXIT", "cENTER"});
 
   // Filtered by segment.
-  absl::flat_hash_set<std::string> only = {"other"};
+  StringSet only = {"other"};
   std::vector<Change> none;
   c = start;
   REQUIRE(engine.ReadChanges(&c, 100, &only, &none).ok());
@@ -445,7 +445,7 @@ TEST_CASE_METHOD(EngineFixture, "A snapshot and its cut lose and repeat nothing"
   Put("se", "country = \"SE\"");
   Set("a", {{"country", Value::String("DK")}});
   Set("b", {{"country", Value::String("SE")}});
-  absl::flat_hash_set<std::string> only = {"dk"};
+  StringSet only = {"dk"};
   Snapshot snap = engine.TakeSnapshot(&only);
   REQUIRE(snap.members.size() == 1);
   CHECK(Describe(snap.members[0]) == "a ENTER dk @" + std::to_string(kT0) + " SNAPSHOT");

@@ -342,7 +342,8 @@ class PropertyRun {
   bool OracleMember(ProfileData profile, const std::string& segment, int64_t at) {
     ManualClock clock(at);
     Engine oracle(options_, 1, clock);
-    for (const auto& def : f_.engine.catalog().order()) {
+    const std::shared_ptr<const SegmentCatalog> catalog = f_.engine.catalog();
+    for (const auto& def : catalog->order()) {
       REQUIRE(oracle.PutSegment({def->id, def->rule_text, ""}, false).ok());
     }
     profile.segments.clear();
@@ -355,7 +356,8 @@ class PropertyRun {
 
   void PutSegment() {
     std::vector<std::string> ids;
-    for (const auto& def : f_.engine.catalog().order()) ids.push_back(def->id);
+    const std::shared_ptr<const SegmentCatalog> catalog = f_.engine.catalog();
+    for (const auto& def : catalog->order()) ids.push_back(def->id);
     const std::string id = r_.Chance(70) || ids.empty() ? "s" + std::to_string(r_.Below(8))
                                                          : r_.Pick(ids);
     // Only reference segments with a smaller number, so most puts have no cycle.
@@ -371,7 +373,8 @@ class PropertyRun {
   }
 
   void DeleteSegment() {
-    const auto& order = f_.engine.catalog().order();
+    const std::shared_ptr<const SegmentCatalog> catalog = f_.engine.catalog();
+    const auto& order = catalog->order();
     if (order.empty()) return;
     (void)f_.engine.DeleteSegment(order[r_.Below(static_cast<int>(order.size()))]->id);
   }
@@ -394,7 +397,8 @@ class PropertyRun {
   void Check() {
     Drain();
     std::set<std::pair<std::string, std::string>> members;
-    for (const auto& def : f_.engine.catalog().order()) {
+    const std::shared_ptr<const SegmentCatalog> catalog = f_.engine.catalog();
+    for (const auto& def : catalog->order()) {
       absl::StatusOr<std::vector<std::string>> keys = f_.engine.Members(def->id);
       REQUIRE(keys.ok());
       for (const std::string& k : *keys) members.insert({k, def->id});
