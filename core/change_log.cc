@@ -14,14 +14,17 @@ uint32_t ChangeLog::SegmentRef(const std::string& id) {
 
 void ChangeLog::Append(std::span<const Change> changes) {
   if (changes.empty()) return;
-  absl::MutexLock lock(&mu_);
-  for (const Change& c : changes) {
-    records_.push_back(Record{c.key, c.time, SegmentRef(c.segment), c.kind, c.cause});
+  {
+    absl::MutexLock lock(&mu_);
+    for (const Change& c : changes) {
+      records_.push_back(Record{c.key, c.time, SegmentRef(c.segment), c.kind, c.cause});
+    }
+    while (records_.size() > capacity_) {
+      records_.pop_front();
+      ++begin_;
+    }
   }
-  while (records_.size() > capacity_) {
-    records_.pop_front();
-    ++begin_;
-  }
+  if (listener_) listener_();
 }
 
 uint64_t ChangeLog::end() const {

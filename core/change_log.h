@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ class ChangeLog {
   ChangeLog& operator=(const ChangeLog&) = delete;
 
   void Append(std::span<const Change> changes);
+
+  // `listener` runs after every Append that added changes, on the appending thread,
+  // outside the log's lock. It must be quick and must not append. Set it before the
+  // log is shared.
+  void SetListener(std::function<void()> listener) { listener_ = std::move(listener); }
 
   // The position after the newest change: where a reader starting "now" begins.
   uint64_t end() const;
@@ -64,6 +70,7 @@ class ChangeLog {
   uint32_t SegmentRef(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t capacity_;
+  std::function<void()> listener_;
   mutable absl::Mutex mu_;
   std::deque<Record> records_ ABSL_GUARDED_BY(mu_);
   uint64_t begin_ ABSL_GUARDED_BY(mu_) = 0;  // position of records_.front()

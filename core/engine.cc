@@ -592,6 +592,10 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* se
   return absl::OkStatus();
 }
 
+void Engine::SetChangeListener(const std::function<void()>& listener) {
+  for (auto& shard : shards_) shard->changes().SetListener(listener);
+}
+
 bool Engine::WaitForChanges(const Cursor& cursor, absl::Duration timeout) const {
   const absl::Time deadline = absl::Now() + timeout;
   // Each shard's log wakes its own waiters; take turns in short slices.

@@ -178,6 +178,9 @@ class Engine {
   // fit this engine.
   absl::Status ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                            std::vector<Change>* out) const;
+  // Calls `listener` (quick, on a shard's thread) whenever changes are appended to any
+  // shard's log. Set once, before the engine is shared.
+  void SetChangeListener(const std::function<void()>& listener);
   // Blocks until some shard has a change after `cursor`, or `timeout` passes.
   bool WaitForChanges(const Cursor& cursor, absl::Duration timeout) const;
 

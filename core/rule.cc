@@ -1,5 +1,8 @@
 #include "core/rule.h"
 
+#include "absl/strings/str_cat.h"
+#include "core/rule_lexer.h"
+
 namespace segd {
 
 Selector CloneSelector(const Selector& s) {
@@ -11,6 +14,16 @@ Selector CloneSelector(const Selector& s) {
   c.pos = s.pos;
   c.type_id = s.type_id;
   return c;
+}
+
+absl::StatusOr<int64_t> ParseDuration(std::string_view text) {
+  std::vector<Token> tokens = LexRule(text);
+  if (tokens.size() != 2 || tokens[0].kind != TokenKind::kDuration ||
+      tokens[1].kind != TokenKind::kEnd) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", AsAbsl(text), "' is not a duration: an int and a unit, e.g. 90d, 12h, 500ms"));
+  }
+  return static_cast<int64_t>(tokens[0].magnitude);
 }
 
 std::unique_ptr<Expr> CloneExpr(const Expr& e) {

@@ -154,6 +154,9 @@ struct Diagnostic {
 };
 std::vector<Diagnostic> ValidateRule(std::string_view text);
 
+// A duration in the rule language's syntax (`90d`, `500ms`), in ms; for flags.
+absl::StatusOr<int64_t> ParseDuration(std::string_view text);
+
 // A deep copy (the shard binds its own copy's ids).
 std::unique_ptr<Expr> CloneExpr(const Expr& e);
 Selector CloneSelector(const Selector& s);

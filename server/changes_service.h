@@ -1,0 +1,29 @@
+#pragma once
+
+#include "segd/v1/segd.grpc.pb.h"
+#include "server/service_env.h"
+
+namespace segd::server {
+
+// segd.v1.Changes (SPEC §4): Subscribe — filter by segments (empty: all, including
+// segments defined later), resume after a cursor, or snapshot then live changes with
+// the cut's cursor on the snapshot_done batch; a heartbeat at least once a second while
+// idle; OUT_OF_RANGE for a cursor the change log no longer holds or of another
+// incarnation. A subscriber that stops reading never slows ingest: it falls behind in
+// the log and eventually gets OUT_OF_RANGE.
+class ChangesService final : public v1::Changes::CallbackService {
+ public:
+  explicit ChangesService(ServiceEnv& env);
+  ~ChangesService() override;
+
+  grpc::ServerWriteReactor<v1::ChangeBatch>* Subscribe(grpc::CallbackServerContext* ctx,
+                                                       const v1::SubscribeRequest* request) override;
+
+  // Ends every open subscription (UNAVAILABLE: the server is shutting down).
+  void FinishAll();
+
+ private:
+  ServiceEnv& env_;
+};
+
+}  // namespace segd::server
