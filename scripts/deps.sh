@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libre2-dev libspdlog-dev libfmt-dev catch2 libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  python3-grpcio python3-grpc-tools
 )
 
 missing=()
