@@ -725,6 +725,21 @@ void ProfileStore::Erase(Slot slot) {
   --m.live;
 }
 
+namespace {
+
+// Calls f(head) for each event of the blob with time > cutoff, in history order.
+template <typename F>
+void ForEachRetainedEvent(const codec::BlobLayout& b, int64_t cutoff, const F& f) {
+  codec::EventHead h;
+  int64_t prev = -1;
+  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
+    p = codec::NextEvent(p, b.end, prev, &h);
+    if (h.time > cutoff) f(h);
+  }
+}
+
+}  // namespace
+
 void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts) const {
   const Impl::Record& r = impl_->rec(slot);
   const codec::BlobLayout b = impl_->Layout(r);
@@ -762,16 +777,10 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
     }
   }
   if ((parts & kEvents) == 0) return;
-  const int64_t cutoff = now - options_.retention_ms;
-  codec::EventHead h;
-  int64_t prev = -1;
-  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
-    p = codec::NextEvent(p, b.end, prev, &h);
-    if (h.time <= cutoff) continue;
+  ForEachRetainedEvent(b, now - options_.retention_ms, [&](const codec::EventHead& h) {
     const uint8_t* props = codec::EventProps(h);
-    view->events_.push_back(
-        {h.time, h.type, static_cast<uint32_t>(h.end - props), props});
-  }
+    view->events_.push_back({h.time, h.type, static_cast<uint32_t>(h.end - props), props});
+  });
 }
 
 ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
@@ -787,12 +796,7 @@ ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
     out.attributes.emplace_back(std::string(interner_.Get(f.name)), codec::FieldValue(f, values));
   }
   std::sort(out.attributes.begin(), out.attributes.end(), by_name);
-  const int64_t cutoff = now - options_.retention_ms;
-  codec::EventHead h;
-  int64_t prev = -1;
-  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
-    p = codec::NextEvent(p, b.end, prev, &h);
-    if (h.time <= cutoff) continue;
+  ForEachRetainedEvent(b, now - options_.retention_ms, [&](const codec::EventHead& h) {
     Event& e = out.events.emplace_back();
     e.type = std::string(interner_.Get(h.type));
     e.time = h.time;
@@ -802,7 +806,7 @@ ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
       e.properties.emplace_back(std::string(interner_.Get(f.name)), codec::FieldValue(f, values));
     }
     std::sort(e.properties.begin(), e.properties.end(), by_name);
-  }
+  });
   return out;
 }
 
