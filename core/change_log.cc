@@ -60,12 +60,4 @@ absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const String
   return pos;
 }
 
-bool ChangeLog::WaitForChangesAfter(uint64_t from, absl::Duration timeout) const {
-  absl::MutexLock lock(&mu_);
-  auto has_more = [this, from]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return begin_ + records_.size() > from;
-  };
-  return mu_.AwaitWithTimeout(absl::Condition(&has_more), timeout);
-}
-
 }  // namespace segd

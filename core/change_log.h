@@ -24,7 +24,7 @@ namespace segd {
 // a position older than the oldest change kept is out of range.
 //
 // Thread safety: thread-safe. One writer (the shard) appends; any number of readers
-// read and wait concurrently. Appends take the lock once per call.
+// read concurrently. Appends take the lock once per call.
 class ChangeLog {
  public:
   explicit ChangeLog(uint64_t capacity);
@@ -50,9 +50,6 @@ class ChangeLog {
   absl::StatusOr<uint64_t> Read(uint64_t from, size_t max, const StringSet* segments,
                                 std::vector<Change>* out) const;
 
-  // Blocks until a change at position >= `from` exists or `timeout` passes; returns
-  // whether one exists.
-  bool WaitForChangesAfter(uint64_t from, absl::Duration timeout) const;
 
   uint64_t capacity() const { return capacity_; }
 

@@ -330,7 +330,23 @@ absl::StatusOr<std::unique_ptr<Expr>> Engine::ParseQueryRule(std::string_view te
   return rule;
 }
 
+std::vector<Diagnostic> Engine::ValidateRule(std::string_view text) const {
+  std::vector<Diagnostic> diagnostics = segd::ValidateRule(text);
+  if (!diagnostics.empty()) return diagnostics;
+  // A rule that parses may still name segments that do not exist, as PutSegment and
+  // Count would say.
+  absl::StatusOr<std::unique_ptr<Expr>> rule = ParseRule(text);
+  absl::MutexLock lock(&catalog_mu_);
+  VisitExprs(**rule, [&](Expr& e) {
+    if (e.kind == ExprKind::kInSegment && catalog_.Find(e.segment) == nullptr) {
+      diagnostics.push_back(Diagnostic{e.pos, absl::StrCat("unknown segment '", e.segment, "'")});
+    }
+  });
+  return diagnostics;
+}
+
 void Engine::GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> done) {
+  if (absl::Status s = ValidateProfileKey(key); !s.ok()) return std::move(done)(s);
   Shard* shard = shards_[ShardOf(key)].get();
   executor_->Post(shard->index(), [this, shard, key = std::move(key), done = std::move(done)]() mutable {
     std::optional<ProfileData> p = Current(*shard).GetProfile(key);
@@ -420,6 +436,7 @@ void Engine::ExplainAsync(std::string key, std::string segment, std::string rule
     return std::move(done)(
         absl::InvalidArgumentError("explain: give exactly one of segment and rule"));
   }
+  if (absl::Status s = ValidateProfileKey(key); !s.ok()) return std::move(done)(s);
   absl::MutexLock lock(&catalog_mu_);
   if (!segment.empty()) {
     std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
@@ -525,7 +542,8 @@ void Engine::SetTimeAsync(int64_t now_ms, Done<absl::Status> done) {
 }
 
 void Engine::Tick() {
-  Wait<absl::Status>([&](Done<absl::Status> done) { TickAsync(std::move(done)); });
+  // Advancing to the clock's own now cannot fail.
+  Wait<absl::Status>([&](Done<absl::Status> done) { TickAsync(std::move(done)); }).IgnoreError();
 }
 
 absl::Status Engine::SetTime(int64_t now_ms) {
@@ -583,33 +601,24 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* se
                                                    " shard positions, this server has ",
                                                    shards_.size()));
   }
+  // All or nothing: on an error neither the cursor nor `out` changes.
+  Cursor next = *cursor;
+  const size_t before = out->size();
   for (size_t i = 0; i < shards_.size(); ++i) {
-    absl::StatusOr<uint64_t> next =
-        shards_[i]->changes().Read(cursor->positions[i], max, segments, out);
-    if (!next.ok()) return next.status();
-    cursor->positions[i] = *next;
+    absl::StatusOr<uint64_t> position =
+        shards_[i]->changes().Read(next.positions[i], max, segments, out);
+    if (!position.ok()) {
+      out->resize(before);
+      return position.status();
+    }
+    next.positions[i] = *position;
   }
+  *cursor = std::move(next);
   return absl::OkStatus();
 }
 
 void Engine::SetChangeListener(const std::function<void()>& listener) {
   for (auto& shard : shards_) shard->changes().SetListener(listener);
-}
-
-bool Engine::WaitForChanges(const Cursor& cursor, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  // Each shard's log wakes its own waiters; take turns in short slices.
-  constexpr absl::Duration kSlice = absl::Milliseconds(5);
-  while (true) {
-    for (size_t i = 0; i < shards_.size() && i < cursor.positions.size(); ++i) {
-      if (shards_[i]->changes().end() > cursor.positions[i]) return true;
-    }
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return false;
-    if (cursor.positions.empty()) return false;
-    if (shards_.size() == 1) return shards_[0]->changes().WaitForChangesAfter(cursor.positions[0], left);
-    shards_[0]->changes().WaitForChangesAfter(cursor.positions[0], std::min(left, kSlice));
-  }
 }
 
 // ---- Stats ----

@@ -92,9 +92,10 @@ struct ExportChunk {
 // one thread that runs its tasks.
 //
 // Every operation has an asynchronous form, whose `done` runs exactly once — on a
-// shard's thread, or with the inline executor before the call returns (and then, for
-// segment operations and queries, while the engine's catalog lock is held: `done` must
-// not call back into the engine) — and a synchronous form that waits for it.
+// shard's thread; or, when the request is rejected before any shard work (a bad rule,
+// SetTime backwards) or with the inline executor, on the calling thread before the call
+// returns, possibly while an engine lock is held: `done` must never call back into the
+// engine — and a synchronous form that waits for it.
 // REQUIRES: synchronous forms are never called from a shard's thread.
 //
 // Ordering: the tasks of one call reach each shard in call order, so the updates of
@@ -139,6 +140,9 @@ class Engine {
   absl::StatusOr<SegmentInfo> GetSegment(std::string_view id);
   std::vector<SegmentInfo> ListSegments();
 
+  // The diagnostics of a rule (empty: valid), references to unknown segments included.
+  std::vector<Diagnostic> ValidateRule(std::string_view text) const;
+
   // Queries.
   void GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> done);
   void MembersAsync(std::string segment, Done<absl::StatusOr<std::vector<std::string>>> done);
@@ -175,14 +179,12 @@ class Engine {
   // Appends to `out` the changes after `cursor` of the given segments (null: all), at
   // most `max` read per shard, advancing `cursor`. OUT_OF_RANGE when the cursor is from
   // another incarnation or older than a shard's log; INVALID_ARGUMENT when it does not
-  // fit this engine.
+  // fit this engine. On an error neither `cursor` nor `out` changes.
   absl::Status ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                            std::vector<Change>* out) const;
   // Calls `listener` (quick, on a shard's thread) whenever changes are appended to any
   // shard's log. Set once, before the engine is shared.
   void SetChangeListener(const std::function<void()>& listener);
-  // Blocks until some shard has a change after `cursor`, or `timeout` passes.
-  bool WaitForChanges(const Cursor& cursor, absl::Duration timeout) const;
 
   void StatsAsync(Done<EngineStats> done);
   EngineStats Stats();

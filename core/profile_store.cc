@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/profile_codec.h"
+#include "core/text.h"
 
 namespace segd {
 namespace {
@@ -24,7 +25,6 @@ constexpr size_t kMaxKeyBytes = 256;
 constexpr size_t kMaxNameBytes = 128;
 
 // Abseil here has its own string_view, which StrCat takes but std::string_view is not.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::Status Invalid(std::string message) {
   return absl::InvalidArgumentError(std::move(message));
@@ -67,16 +67,9 @@ bool IsValidName(std::string_view name) {
 }
 
 std::string Quoted(std::string_view where, std::string_view name) {
-  return absl::StrCat(Sv(where), "[\"", Sv(name), "\"]");
+  return absl::StrCat(AsAbsl(where), "[\"", AsAbsl(name), "\"]");
 }
 
-absl::Status CheckKey(std::string_view key) {
-  if (key.empty() || key.size() > kMaxKeyBytes) {
-    return Invalid(absl::StrCat("key: must be 1-256 bytes, got ", key.size()));
-  }
-  if (!IsValidUtf8(key)) return Invalid("key: must be valid UTF-8");
-  return absl::OkStatus();
-}
 
 // `where()` names the value in messages, e.g. `set["age"]`; called only on error.
 template <typename Where>
@@ -127,7 +120,7 @@ absl::Status CheckNamedValues(const NamedValues& values, bool in_event, const Wh
 }
 
 absl::Status CheckEvent(const Event& e, size_t i, int64_t now, const EngineOptions& options) {
-  auto where = [&](std::string_view field) { return absl::StrCat("events[", i, "].", Sv(field)); };
+  auto where = [&](std::string_view field) { return absl::StrCat("events[", i, "].", AsAbsl(field)); };
   if (!IsValidName(e.type)) {
     return Invalid(absl::StrCat(where("type"), ": must be 1-128 bytes of UTF-8"));
   }
@@ -144,7 +137,7 @@ absl::Status CheckEvent(const Event& e, size_t i, int64_t now, const EngineOptio
 
 // The checks of an update that do not depend on the stored profile.
 absl::Status CheckUpdate(const ProfileUpdate& u, int64_t now, const EngineOptions& options) {
-  if (absl::Status s = CheckKey(u.key); !s.ok()) return s;
+  if (absl::Status s = ValidateProfileKey(u.key); !s.ok()) return s;
   for (size_t i = 0; i < u.unset.size(); ++i) {
     if (!IsValidName(u.unset[i])) {
       return Invalid(absl::StrCat("unset[", i, "]: must be 1-128 bytes of UTF-8"));
@@ -158,7 +151,7 @@ absl::Status CheckUpdate(const ProfileUpdate& u, int64_t now, const EngineOption
     }
     if (value.kind() != ValueKind::kInt && value.kind() != ValueKind::kFloat) {
       return Invalid(absl::StrCat(Quoted("increment", name), ": must be an int or float, got ",
-                                  Sv(ValueKindName(value.kind()))));
+                                  AsAbsl(ValueKindName(value.kind()))));
     }
     if (absl::Status s = CheckValue(value, false, [&] { return Quoted("increment", name); });
         !s.ok()) {
@@ -203,7 +196,7 @@ absl::Status Increment(const Value& base, const Value& delta, std::string_view n
     sum = base.float_value() + d;
   } else {
     return Invalid(absl::StrCat(Quoted("increment", name), ": attribute is ",
-                                Sv(WithArticle(base.kind())), ", not a number"));
+                                AsAbsl(WithArticle(base.kind())), ", not a number"));
   }
   if (!std::isfinite(sum)) {
     return Invalid(absl::StrCat(Quoted("increment", name), ": float result is ",
@@ -218,6 +211,14 @@ void AddType(uint32_t type, std::vector<uint32_t>* types) {
 }
 
 }  // namespace
+
+absl::Status ValidateProfileKey(std::string_view key) {
+  if (key.empty() || key.size() > kMaxKeyBytes) {
+    return Invalid(absl::StrCat("key: must be 1-256 bytes, got ", key.size()));
+  }
+  if (!IsValidUtf8(key)) return Invalid("key: must be valid UTF-8");
+  return absl::OkStatus();
+}
 
 // Profiles live in Records, one per slot, in chunks that never move. A Record owns
 // its profile's blob (profile_codec.h), allocated with malloc so that the slack
@@ -618,7 +619,7 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const ProfileUpdate& update, i
 }
 
 absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, int64_t now) {
-  if (absl::Status s = CheckKey(profile.key); !s.ok()) return s;
+  if (absl::Status s = ValidateProfileKey(profile.key); !s.ok()) return s;
   if (absl::Status s = CheckNamedValues(profile.attributes, false, [] { return "attributes"; });
       !s.ok()) {
     return s;

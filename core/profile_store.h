@@ -14,6 +14,9 @@
 
 namespace segd {
 
+// SPEC §1: a key is 1-256 bytes of valid UTF-8. INVALID_ARGUMENT with `key: ...`.
+absl::Status ValidateProfileKey(std::string_view key);
+
 // A profile's place in its shard's store: dense, reused after the profile is erased.
 using Slot = uint32_t;
 

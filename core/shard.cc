@@ -7,17 +7,6 @@
 #include "core/rule_polarity.h"
 
 namespace segd {
-namespace {
-
-// SPEC §1: 1-256 bytes of valid UTF-8. (Deletes check only the key.)
-absl::Status ValidateProfileKey(std::string_view key) {
-  if (key.empty() || key.size() > 256) {
-    return absl::InvalidArgumentError(absl::StrCat("key: must be 1-256 bytes, got ", key.size()));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 struct Shard::SegmentState {
   std::shared_ptr<const SegmentDef> def;
@@ -356,15 +345,19 @@ uint64_t Shard::MemberCount(uint32_t segment_slot) const {
              : 0;
 }
 
-std::optional<ProfileData> Shard::GetProfile(std::string_view key) {
-  std::optional<Slot> p = store_.Find(key);
-  if (!p) return std::nullopt;
-  ProfileData data = store_.Read(*p, now_);
+ProfileData Shard::ReadProfile(Slot p) const {
+  ProfileData data = store_.Read(p, now_);
   for (uint32_t slot : order_) {
-    if (IsMember(slot, *p)) data.segments.push_back(segments_[slot]->def->id);
+    if (IsMember(slot, p)) data.segments.push_back(segments_[slot]->def->id);
   }
   std::sort(data.segments.begin(), data.segments.end());
   return data;
+}
+
+std::optional<ProfileData> Shard::GetProfile(std::string_view key) {
+  std::optional<Slot> p = store_.Find(key);
+  if (!p) return std::nullopt;
+  return ReadProfile(*p);
 }
 
 void Shard::Members(uint32_t segment_slot, std::vector<std::string>* out) const {
@@ -427,7 +420,7 @@ uint32_t Shard::ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>
   Slot p = from;
   for (size_t n = 0; p < store_.slot_limit() && n < max; ++p) {
     if (!store_.IsLive(p)) continue;
-    out->push_back(store_.Read(p, now_));
+    out->push_back(ReadProfile(p));
     ++n;
   }
   return p < store_.slot_limit() ? p : kExportDone;

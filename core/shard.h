@@ -119,6 +119,8 @@ class Shard {
   class ProfileMembership;
 
   bool IsMember(uint32_t segment_slot, Slot p) const;
+  // The profile as a client sees it, with its sorted segment ids.
+  ProfileData ReadProfile(Slot p) const;
   void SetMember(SegmentState& s, Slot p, bool member);
   void GrowTable();
   // Why a segment is marked for re-evaluation (bits of marked_): it must be evaluated,

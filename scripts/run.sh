@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The README's run command. Until the gRPC server lands, "running segd" means running
-# the engine on the standard workload (../shared/BENCHMARK.md) in-process: preload,
-# the 20 standard segments, ingest, backfill and a funnel, with a table of figures.
-# Arguments go to segd-engine-bench (e.g. --profiles=1000000; --help lists them).
+# The README's run command: builds, then runs one segd shard on its defaults
+# (127.0.0.1:7070, one engine shard per core, wall clock). Ctrl-C drains and stops it.
+# Arguments go to segd (--help lists its flags).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh" >/dev/null
-exec "$root/build/loadgen/segd-engine-bench" --profiles=200000 --updates=2000000 "$@"
+exec "$root/build/server/segd" "$@"

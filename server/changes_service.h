@@ -1,7 +1,10 @@
 #pragma once
 
+#include <memory>
+
 #include "segd/v1/segd.grpc.pb.h"
 #include "server/service_env.h"
+#include "server/subscription_hub.h"
 
 namespace segd::server {
 
@@ -11,19 +14,27 @@ namespace segd::server {
 // idle; OUT_OF_RANGE for a cursor the change log no longer holds or of another
 // incarnation. A subscriber that stops reading never slows ingest: it falls behind in
 // the log and eventually gets OUT_OF_RANGE.
+//
+// Each call is a reactor (changes_service.cc: Subscription) that holds its cursor and at
+// most one batch in flight; a SubscriptionHub's pump thread, woken by the engine's change
+// listener, moves it on, and a completed write moves it on directly.
+//
+// Thread safety: thread-safe. The engine's change listener is installed by the
+// constructor, so the service must be built before the engine is shared.
 class ChangesService final : public v1::Changes::CallbackService {
  public:
   explicit ChangesService(ServiceEnv& env);
   ~ChangesService() override;
 
-  grpc::ServerWriteReactor<v1::ChangeBatch>* Subscribe(grpc::CallbackServerContext* ctx,
-                                                       const v1::SubscribeRequest* request) override;
+  grpc::ServerWriteReactor<v1::ChangeBatch>* Subscribe(
+      grpc::CallbackServerContext* ctx, const v1::SubscribeRequest* request) override;
 
   // Ends every open subscription (UNAVAILABLE: the server is shutting down).
   void FinishAll();
 
  private:
   ServiceEnv& env_;
+  std::unique_ptr<SubscriptionHub> hub_;
 };
 
 }  // namespace segd::server

@@ -1,21 +1,351 @@
 #include "server/ingest_service.h"
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "server/convert.h"
+
+// Every call converts its protos, hands them to the engine's asynchronous form and
+// returns; the engine's `done` (on a shard thread) builds the reply. Nothing here waits.
 namespace segd::server {
+namespace {
 
-grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(grpc::CallbackServerContext* ctx) {
-  return nullptr;  // placeholder
+// Batches of one Stream that may be read but not yet acked (in the engine, or with an
+// Ack waiting to be written). At the cap the stream stops reading until an Ack is
+// written, so a producer cannot make the server hold more than this many batches (each
+// at most --max-message-bytes) or Acks per stream: a client that does not read its Acks
+// is held back by flow control.
+constexpr size_t kMaxBatchesInFlight = 16;
+
+// How often RejectLog may write a line.
+constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
+
+grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
 }
 
-grpc::ServerUnaryReactor* IngestService::Apply(grpc::CallbackServerContext* ctx, const v1::UpdateBatch* request,
-                                  v1::Ack* response) {
-  auto* r = ctx->DefaultReactor();
-  r->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "not yet"));
-  return r;
+}  // namespace
+
+void IngestService::RejectLog::Record(std::string_view rpc, std::span<const UpdateError> errors) {
+  if (errors.empty()) return;
+  uint64_t count = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    unlogged_ += errors.size();
+    const absl::Time now = absl::Now();
+    if (now - last_line_ < kRejectLogInterval) return;
+    last_line_ = now;
+    count = unlogged_;
+    unlogged_ = 0;
+  }
+  const UpdateError& first = errors.front();
+  spdlog::warn("ingest: {} updates rejected since the last report, e.g. {} index={} key=\"{}\": {}",
+               count, rpc, first.index, first.key, first.message);
 }
 
-grpc::ServerReadReactor<v1::ReplayRequest>* IngestService::Replay(grpc::CallbackServerContext* ctx,
-                                                     v1::ReplaySummary* response) {
-  return nullptr;  // placeholder
+// ---- Stream ----
+
+// One Ingest.Stream call.
+//
+// Batches go to the engine in the order they are read, each handed over before the next
+// read starts, so the updates of one key apply in stream order. Reading goes on while
+// earlier batches are applied, up to kMaxBatchesInFlight batches read and not yet acked;
+// at the cap no read is outstanding until an Ack is written. Each batch's Ack is built
+// when the engine is done with it (batches may finish out of order, on shard threads),
+// queued, and written with one write in flight. The call finishes once the client has
+// half-closed (OK), the server is draining (UNAVAILABLE; batches read after that are not
+// applied) or the client is gone (CANCELLED) — and nothing is in the engine and every Ack
+// owed is written. A call that starts while the server drains finishes at once.
+//
+// Lifetime: gRPC holds one reference, dropped in OnDone; each batch in the engine holds
+// one, so that its `done` may run after OnDone. The last reference deletes the reactor.
+//
+// Thread safety: reactions run on gRPC threads, engine `done`s on shard threads. State
+// is guarded by mu_; decisions are taken under it (NextStep) and the gRPC operations
+// they call for are started outside it (Run). Finish is called once no batch is in the
+// engine, no Ack is queued or being written and no StartRead is being issued, so no
+// operation is ever started after it.
+class IngestService::StreamReactor final
+    : public grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack> {
+ public:
+  StreamReactor(ServiceEnv& env, RejectLog& rejects) : env_(env), rejects_(rejects) {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      step = NextStep();  // the first read, or (draining) Finish
+    }
+    Run(std::move(step));
+  }
+
+  void OnReadDone(bool ok) override {
+    bool apply = false;
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!draining_ && env_.draining) draining_ = true;
+      apply = ok && !draining_ && !broken_;
+      if (apply) {
+        ++in_engine_;  // reading_ stays set until the batch is handed over
+      } else {
+        // !ok: the client half-closed (or the call is gone). Draining: the batch is not
+        // applied; its producer sees no Ack for it and the stream end with UNAVAILABLE.
+        // Broken: no Ack could be written.
+        reading_ = false;
+        if (!ok) half_closed_ = true;
+        step = NextStep();
+      }
+    }
+    if (!apply) {
+      Run(std::move(step));
+      return;
+    }
+    ConvertedBatch<ProfileUpdate> batch = UpdatesFromProto(request_.updates());
+    std::vector<ProfileUpdate> updates = std::move(batch.items);
+    const uint64_t seq = request_.seq();
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    env_.engine.ApplyAsync(std::move(updates),
+                           [this, seq, batch = std::move(batch)](BatchResult result) mutable {
+                             OnApplied(seq, batch, std::move(result));
+                           });
+    // Only now may the next read start: the next batch must reach every shard after
+    // this one.
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
+
+  void OnWriteDone(bool ok) override {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) Break();
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
+
+  void OnCancel() override {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      Break();
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  // The gRPC operations one decision calls for, in the order Run starts them.
+  struct Step {
+    bool write = false;  // write write_
+    bool read = false;   // read into request_
+    std::optional<grpc::Status> finish;
+  };
+
+  // Runs on a shard thread, holding a reference.
+  void OnApplied(uint64_t seq, const ConvertedBatch<ProfileUpdate>& batch, BatchResult result) {
+    result.errors = batch.Merge(std::move(result.errors));
+    rejects_.Record("Stream", result.errors);
+    v1::Ack ack;
+    ToProto(seq, result, &ack);
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      --in_engine_;
+      if (!broken_) acks_.push_back(std::move(ack));
+      step = NextStep();
+    }
+    Run(std::move(step));
+    Unref();
+  }
+
+  // The client is gone: nothing more can be written.
+  void Break() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    broken_ = true;
+    acks_.clear();
+  }
+
+  Step NextStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Step step;
+    if (finished_) return step;
+    if (!draining_ && env_.draining) draining_ = true;
+    if (!writing_ && !acks_.empty()) {
+      write_ = std::move(acks_.front());
+      acks_.pop_front();
+      writing_ = true;
+      step.write = true;
+    }
+    const bool stopping = half_closed_ || draining_ || broken_;
+    const size_t unacked = in_engine_ + acks_.size() + (writing_ ? 1 : 0);
+    if (!stopping && !reading_ && unacked < kMaxBatchesInFlight) {
+      reading_ = true;
+      ++starting_reads_;
+      step.read = true;
+    }
+    if (stopping && in_engine_ == 0 && !writing_ && acks_.empty() && starting_reads_ == 0) {
+      finished_ = true;
+      if (broken_) {
+        step.finish = grpc::Status::CANCELLED;
+      } else if (half_closed_) {
+        step.finish = grpc::Status::OK;
+      } else {
+        step.finish = ShuttingDown();
+      }
+    }
+    return step;
+  }
+
+  // Starts what `step` calls for. REQUIRES: the caller keeps the reactor alive (it is in
+  // a reaction, or holds a reference).
+  void Run(Step step) {
+    while (true) {
+      if (step.write) StartWrite(&write_);
+      if (step.finish.has_value()) {
+        Finish(*std::move(step.finish));
+        return;
+      }
+      if (!step.read) return;
+      StartRead(&request_);
+      absl::MutexLock lock(&mu_);
+      --starting_reads_;
+      step = NextStep();
+    }
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  ServiceEnv& env_;
+  RejectLog& rejects_;
+  std::atomic<int> refs_{1};
+
+  // Filled by the outstanding read; read between its OnReadDone and the next StartRead.
+  v1::UpdateBatch request_;
+  // Written by the write in flight; set only while no write is in flight.
+  v1::Ack write_;
+
+  absl::Mutex mu_;
+  size_t in_engine_ ABSL_GUARDED_BY(mu_) = 0;      // batches handed to the engine
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;      // a read is outstanding, or being started
+  int starting_reads_ ABSL_GUARDED_BY(mu_) = 0;    // StartRead calls not yet returned
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;      // a write is in flight, or being started
+  std::deque<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);  // Acks waiting for the write in flight
+  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;  // the client has sent its last batch
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;     // the server is shutting down
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;       // cancelled, or a write failed
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;     // Finish was called (or is being)
+};
+
+grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
+    grpc::CallbackServerContext* /*ctx*/) {
+  return new StreamReactor(env_, rejects_);
+}
+
+// ---- Apply ----
+
+grpc::ServerUnaryReactor* IngestService::Apply(grpc::CallbackServerContext* ctx,
+                                               const v1::UpdateBatch* request, v1::Ack* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (env_.draining) {
+    reactor->Finish(ShuttingDown());
+    return reactor;
+  }
+  ConvertedBatch<ProfileUpdate> batch = UpdatesFromProto(request->updates());
+  std::vector<ProfileUpdate> updates = std::move(batch.items);
+  env_.engine.ApplyAsync(std::move(updates),
+                         [this, reactor, response, seq = request->seq(),
+                          batch = std::move(batch)](BatchResult result) mutable {
+                           result.errors = batch.Merge(std::move(result.errors));
+                           rejects_.Record("Apply", result.errors);
+                           ToProto(seq, result, response);
+                           reactor->Finish(grpc::Status::OK);
+                         });
+  return reactor;
+}
+
+// ---- Replay ----
+
+// One Ingest.Replay call: a chain of read, replay, read... with one step outstanding at a
+// time, so at most one message is held (bounded memory) and each message is replayed
+// after the one before it. The engine's `done` starts the next read; the call finishes
+// when the client half-closes, with the summary of the whole stream.
+//
+// Thread safety: the steps of the chain run one after another (on gRPC and shard
+// threads), each starting the next as its last action, so the state needs no lock.
+class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::ReplayRequest> {
+ public:
+  ReplayReactor(ServiceEnv& env, RejectLog& rejects, v1::ReplaySummary* response)
+      : env_(env), rejects_(rejects), response_(response) {
+    if (env_.draining) {
+      Finish(ShuttingDown());
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      ToProto(summary_, response_);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (env_.draining) {
+      Finish(ShuttingDown());
+      return;
+    }
+    if (first_) {
+      quiet_ = request_.quiet();
+      first_ = false;
+    }
+    ConvertedBatch<ProfileData> batch = ProfilesFromProto(request_.profiles(), next_index_);
+    next_index_ += static_cast<uint32_t>(request_.profiles_size());
+    std::vector<ProfileData> profiles = std::move(batch.items);
+    env_.engine.ReplayAsync(std::move(profiles), quiet_,
+                            [this, batch = std::move(batch)](ReplayResult result) {
+                              OnReplayed(batch, std::move(result));
+                            });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  // On a shard thread.
+  void OnReplayed(const ConvertedBatch<ProfileData>& batch, ReplayResult result) {
+    std::vector<UpdateError> errors = batch.Merge(std::move(result.errors));
+    rejects_.Record("Replay", errors);
+    summary_.profiles += result.profiles;
+    summary_.events += result.events;
+    for (UpdateError& e : errors) summary_.errors.push_back(std::move(e));
+    StartRead(&request_);
+  }
+
+  ServiceEnv& env_;
+  RejectLog& rejects_;
+  v1::ReplaySummary* const response_;
+  v1::ReplayRequest request_;
+  bool first_ = true;
+  bool quiet_ = false;
+  uint32_t next_index_ = 0;  // profiles in the messages before request_
+  ReplayResult summary_;
+};
+
+grpc::ServerReadReactor<v1::ReplayRequest>* IngestService::Replay(
+    grpc::CallbackServerContext* /*ctx*/, v1::ReplaySummary* response) {
+  return new ReplayReactor(env_, rejects_, response);
 }
 
 }  // namespace segd::server

@@ -1,5 +1,13 @@
 #pragma once
 
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/engine.h"
 #include "segd/v1/segd.grpc.pb.h"
 #include "server/service_env.h"
 
@@ -12,14 +20,39 @@ class IngestService final : public v1::Ingest::CallbackService {
  public:
   explicit IngestService(ServiceEnv& env) : env_(env) {}
 
-  grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* Stream(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* Stream(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const v1::UpdateBatch* request,
                                   v1::Ack* response) override;
   grpc::ServerReadReactor<v1::ReplayRequest>* Replay(grpc::CallbackServerContext* ctx,
                                                      v1::ReplaySummary* response) override;
 
  private:
+  // The reactors of Stream and Replay, one per call (defined in ingest_service.cc).
+  class StreamReactor;
+  class ReplayReactor;
+
+  // Rejected input is logged as one warning line per second at most (per service, that
+  // is per server), with the number of updates rejected since the previous line and one
+  // of them as an example, so that a producer sending garbage cannot flood the log.
+  // Updates rejected after the last line are counted into the next one.
+  //
+  // Thread safety: Record may be called from any thread; it never waits on I/O under
+  // its lock.
+  class RejectLog {
+   public:
+    // Records the rejected updates of one batch (or Replay message). `rpc` names the
+    // call in the log line; an empty `errors` records nothing.
+    void Record(std::string_view rpc, std::span<const UpdateError> errors);
+
+   private:
+    absl::Mutex mu_;
+    uint64_t unlogged_ ABSL_GUARDED_BY(mu_) = 0;
+    absl::Time last_line_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  };
+
   ServiceEnv& env_;
+  RejectLog rejects_;
 };
 
 }  // namespace segd::server

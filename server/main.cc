@@ -5,7 +5,10 @@
 #include <csignal>
 #include <cstring>
 #include <cstdlib>
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -45,13 +48,33 @@ int64_t DurationFlag(const std::string& name, const std::string& value) {
   return *ms;
 }
 
+// SPEC spells the flags with dashes (--start-time); absl names them with underscores.
+// Accept both: rewrite the name part of every --flag[=value] to underscores.
+std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
+  storage->reserve(argc);
+  std::vector<char*> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (i > 0 && arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
+      const size_t end = std::min(arg.find('='), arg.size());
+      std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+    }
+    storage->push_back(std::move(arg));
+    out.push_back(storage->back().data());
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "segd: an in-memory streaming segmentation server (one shard of a cluster).\n"
-      "Usage: segd [--listen=127.0.0.1:7070] [--clock=system|manual] [flags]");
-  absl::ParseCommandLine(argc, argv);
+      "Usage: segd [--listen=127.0.0.1:7070] [--clock=system|manual] [flags]\n"
+      "Flag names take dashes or underscores alike (--start-time, --start_time).");
+  std::vector<std::string> storage;
+  std::vector<char*> args = NormalizeFlagNames(argc, argv, &storage);
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   segd::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -61,12 +84,12 @@ int main(int argc, char** argv) {
   options.manual_clock = clock == "manual";
   options.start_time_ms = absl::GetFlag(FLAGS_start_time);
   options.engine.retention_ms = DurationFlag("retention", absl::GetFlag(FLAGS_retention));
-  options.engine.max_future_ms = DurationFlag("max_future", absl::GetFlag(FLAGS_max_future));
-  if (absl::GetFlag(FLAGS_max_events) < 1) Die("--max_events: must be at least 1");
+  options.engine.max_future_ms = DurationFlag("max-future", absl::GetFlag(FLAGS_max_future));
+  if (absl::GetFlag(FLAGS_max_events) < 1) Die("--max-events: must be at least 1");
   options.engine.max_events = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_events));
-  if (absl::GetFlag(FLAGS_change_log_capacity) < 1) Die("--change_log_capacity: must be at least 1");
+  if (absl::GetFlag(FLAGS_change_log_capacity) < 1) Die("--change-log-capacity: must be at least 1");
   options.engine.change_log_capacity = static_cast<uint64_t>(absl::GetFlag(FLAGS_change_log_capacity));
-  if (absl::GetFlag(FLAGS_max_segments) < 1) Die("--max_segments: must be at least 1");
+  if (absl::GetFlag(FLAGS_max_segments) < 1) Die("--max-segments: must be at least 1");
   options.engine.max_segments = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_segments));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   if (options.shards < 0) Die("--shards: must be 0 (one per core) or more");

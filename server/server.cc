@@ -17,6 +17,7 @@ namespace {
 // Under the system clock, time-driven changes must be applied within 1 s of their due
 // time (SPEC §3); ticking ten times a second leaves room for a slow tick.
 constexpr absl::Duration kTickInterval = absl::Milliseconds(100);
+constexpr absl::Duration kDrainGrace = absl::Milliseconds(200);
 
 }  // namespace
 
@@ -72,6 +73,9 @@ void Server::Shutdown(absl::Duration deadline) {
   env_->draining = true;
   grpc_->GetHealthCheckService()->SetServingStatus(false);
   changes_->FinishAll();
+  // A moment in which calls still reach the handlers, which answer UNAVAILABLE, before
+  // gRPC stops accepting them (then clients would see the connection go instead).
+  absl::SleepFor(std::min(deadline, kDrainGrace));
   grpc_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(deadline));
   stopping_.Notify();
   if (ticker_.joinable()) ticker_.join();

@@ -1,6 +1,5 @@
 #include "core/change_log.h"
 
-#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -53,14 +52,6 @@ TEST_CASE("ChangeLog keeps the newest changes up to its capacity", "[core][chang
   CHECK(log.Read(6, 10, nullptr, &out).status().code() == absl::StatusCode::kOutOfRange);
   REQUIRE(log.Read(7, 10, nullptr, &out).ok());
   CHECK(out.front() == MakeChange(7));
-}
-
-TEST_CASE("ChangeLog wakes a waiting reader when changes arrive", "[core][changes]") {
-  ChangeLog log(10);
-  CHECK_FALSE(log.WaitForChangesAfter(0, absl::Milliseconds(1)));
-  std::thread writer([&] { log.Append(std::vector<Change>{MakeChange(1)}); });
-  CHECK(log.WaitForChangesAfter(0, absl::Seconds(30)));
-  writer.join();
 }
 
 TEST_CASE("Cursors round-trip and reject damage", "[core][changes]") {

@@ -1,6 +1,7 @@
 // The real segd binary: started as a process, driven over loopback, stopped with
 // SIGTERM. Checks the start-up line, health, a round trip, and the drain: an open
 // change stream is finished, the process exits 0 within its deadline.
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -53,7 +54,7 @@ class SegdProcess {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
-    unlink(log_.c_str());
+    if (getenv("SEGD_KEEP_LOG") == nullptr) unlink(log_.c_str());
   }
 
   // The port from the start-up line, waiting for it up to 10 s.

@@ -1,0 +1,84 @@
+#include "server/subscription_hub.h"
+
+#include <utility>
+
+namespace segd::server {
+
+// A wakeup is lost neither way: Notify() sets pending_ before it takes mu_, and Wait()
+// checks pending_ under mu_ before it sleeps, so a Notify() that comes after that check
+// can only take mu_ once the waiter sleeps, and its Signal() wakes it.
+void SubscriptionHub::Wakeup::Notify() {
+  if (pending_.exchange(true, std::memory_order_acq_rel)) return;
+  absl::MutexLock lock(&mu_);
+  cv_.Signal();
+}
+
+bool SubscriptionHub::Wakeup::Wait(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!stopped_ && !pending_.load(std::memory_order_acquire)) cv_.WaitWithTimeout(&mu_, timeout);
+  // Taken before the pump's pass, so that changes appended during it wake it again.
+  pending_.store(false, std::memory_order_release);
+  return !stopped_;
+}
+
+void SubscriptionHub::Wakeup::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+  cv_.SignalAll();
+}
+
+SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval)
+    : poll_interval_(poll_interval) {
+  engine.SetChangeListener([wakeup = wakeup_] { wakeup->Notify(); });
+  pump_ = std::thread([this] { Run(); });
+}
+
+SubscriptionHub::~SubscriptionHub() {
+  wakeup_->Stop();
+  pump_.join();
+}
+
+bool SubscriptionHub::Add(std::shared_ptr<Subscriber> subscriber) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    const Subscriber* key = subscriber.get();
+    subscribers_.emplace(key, std::move(subscriber));
+  }
+  wakeup_->Notify();
+  return true;
+}
+
+void SubscriptionHub::Remove(const Subscriber* subscriber) {
+  std::shared_ptr<Subscriber> removed;  // released outside the lock
+  absl::MutexLock lock(&mu_);
+  auto it = subscribers_.find(subscriber);
+  if (it == subscribers_.end()) return;
+  removed = std::move(it->second);
+  subscribers_.erase(it);
+}
+
+std::vector<std::shared_ptr<SubscriptionHub::Subscriber>> SubscriptionHub::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  std::vector<std::shared_ptr<Subscriber>> out;
+  out.reserve(subscribers_.size());
+  for (const auto& [key, subscriber] : subscribers_) out.push_back(subscriber);
+  return out;
+}
+
+void SubscriptionHub::Run() {
+  std::vector<std::shared_ptr<Subscriber>> pass;
+  while (wakeup_->Wait(poll_interval_)) {
+    {
+      absl::MutexLock lock(&mu_);
+      pass.reserve(subscribers_.size());
+      for (const auto& [key, subscriber] : subscribers_) pass.push_back(subscriber);
+    }
+    const absl::Time now = absl::Now();
+    for (const std::shared_ptr<Subscriber>& subscriber : pass) subscriber->Poll(now);
+    pass.clear();  // a subscriber may be freed here, on the pump thread
+  }
+}
+
+}  // namespace segd::server
