@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
 #include "server/admin_service.h"
@@ -17,7 +18,33 @@ namespace {
 // Under the system clock, time-driven changes must be applied within 1 s of their due
 // time (SPEC §3); ticking ten times a second leaves room for a slow tick.
 constexpr absl::Duration kTickInterval = absl::Milliseconds(100);
-constexpr absl::Duration kDrainGrace = absl::Milliseconds(200);
+constexpr absl::Duration kDrainGrace = absl::Milliseconds(100);
+
+// Counts the calls in progress: gRPC creates one interceptor per call and destroys it
+// when the call is over, so a drain can tell when the last call has ended.
+class CallCounter final : public grpc::experimental::Interceptor {
+ public:
+  explicit CallCounter(std::atomic<int>* calls) : calls_(calls) { calls_->fetch_add(1); }
+  ~CallCounter() override { calls_->fetch_sub(1); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    methods->Proceed();
+  }
+
+ private:
+  std::atomic<int>* calls_;
+};
+
+class CallCounterFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallCounterFactory(std::atomic<int>* calls) : calls_(calls) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo*) override {
+    return new CallCounter(calls_);
+  }
+
+ private:
+  std::atomic<int>* calls_;
+};
 
 }  // namespace
 
@@ -52,6 +79,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(s->changes_.get());
   builder.RegisterService(s->query_.get());
   builder.RegisterService(s->admin_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+  counters.push_back(std::make_unique<CallCounterFactory>(&s->active_calls_));
+  builder.experimental().SetInterceptorCreators(std::move(counters));
   s->grpc_ = builder.BuildAndStart();
   if (s->grpc_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
@@ -70,13 +100,16 @@ void Server::Shutdown(absl::Duration deadline) {
     Wait();
     return;
   }
+  const absl::Time give_up = absl::Now() + deadline;
   env_->draining = true;
   grpc_->GetHealthCheckService()->SetServingStatus(false);
   changes_->FinishAll();
-  // A moment in which calls still reach the handlers, which answer UNAVAILABLE, before
-  // gRPC stops accepting them (then clients would see the connection go instead).
+  // Calls still reach the handlers, which answer UNAVAILABLE, while the calls in
+  // progress finish — until none is left or the deadline comes. Then gRPC stops at once:
+  // waiting on would only wait for idle client connections to go.
   absl::SleepFor(std::min(deadline, kDrainGrace));
-  grpc_->Shutdown(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(deadline));
+  while (active_calls_.load() > 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  grpc_->Shutdown(std::chrono::system_clock::now());
   stopping_.Notify();
   if (ticker_.joinable()) ticker_.join();
   grpc_->Wait();

@@ -78,6 +78,7 @@ class Server {
   absl::Notification stopping_;
   absl::Notification stopped_;
   std::atomic<bool> shutdown_started_{false};
+  std::atomic<int> active_calls_{0};  // calls in progress (see CallCounter in server.cc)
 };
 
 }  // namespace segd::server
