@@ -13,10 +13,6 @@
 namespace segd::server {
 namespace {
 
-grpc::Status ShuttingDown() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
-}
-
 // The process's resident set size in bytes: the second field of /proc/self/statm (in
 // pages) times the page size. nullopt where /proc is not there (not Linux).
 std::optional<uint64_t> ResidentSetBytes() {

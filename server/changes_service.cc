@@ -27,10 +27,6 @@ constexpr absl::Duration kHeartbeatInterval = absl::Milliseconds(500);
 // How often the pump looks for due heartbeats when no change wakes it.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
 
-grpc::Status ShuttingDown() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
-}
-
 // A Subscribe call refused before it started.
 class Rejection final : public grpc::ServerWriteReactor<v1::ChangeBatch> {
  public:

@@ -204,6 +204,16 @@ void ToProto(const Event& event, v1::Event* out) {
   NamedValuesToProto(event.properties, out->mutable_properties());
 }
 
+void ToProto(const ProfileUpdate& update, v1::ProfileUpdate* out) {
+  out->set_key(update.key);
+  NamedValuesToProto(update.set, out->mutable_set());
+  out->mutable_unset()->Assign(update.unset.begin(), update.unset.end());
+  NamedValuesToProto(update.increment, out->mutable_increment());
+  out->clear_events();
+  for (const Event& e : update.events) ToProto(e, out->add_events());
+  out->set_delete_(update.del);
+}
+
 void ToProto(const ProfileData& profile, v1::Profile* out) {
   out->set_key(profile.key);
   NamedValuesToProto(profile.attributes, out->mutable_attributes());

@@ -83,6 +83,8 @@ std::vector<UpdateError> ConvertedBatch<T>::Merge(std::vector<UpdateError> engin
 // Core -> proto. Each overwrites every field of `out` it maps to.
 void ToProto(const Value& value, v1::Value* out);
 void ToProto(const Event& event, v1::Event* out);
+// For clients and load generators: an update as it goes on the wire.
+void ToProto(const ProfileUpdate& update, v1::ProfileUpdate* out);
 // Attributes, events in history order, segments.
 void ToProto(const ProfileData& profile, v1::Profile* out);
 void ToProto(const Change& change, v1::Change* out);

@@ -27,10 +27,6 @@ constexpr size_t kMaxBatchesInFlight = 16;
 // How often RejectLog may write a line.
 constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
 
-grpc::Status ShuttingDown() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
-}
-
 }  // namespace
 
 void IngestService::RejectLog::Record(std::string_view rpc, std::span<const UpdateError> errors) {

@@ -19,10 +19,6 @@
 namespace segd::server {
 namespace {
 
-grpc::Status Draining() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "segd is shutting down");
-}
-
 grpc::Status WriteFailed() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed");
 }
@@ -59,7 +55,7 @@ class MembersWriter final : public grpc::ServerWriteReactor<v1::MemberBatch> {
   MembersWriter(ServiceEnv& env, size_t batch_bytes) : env_(env), batch_bytes_(batch_bytes) {}
 
   void Start(std::string segment) {
-    if (env_.draining) return Finish(Draining());
+    if (env_.draining) return Finish(ShuttingDown());
     if (absl::Status s = ValidateSegmentId(segment); !s.ok()) return Finish(ToGrpcStatus(s));
     env_.engine.MembersAsync(std::move(segment),
                              [this](absl::StatusOr<std::vector<std::string>> keys) {
@@ -80,7 +76,7 @@ class MembersWriter final : public grpc::ServerWriteReactor<v1::MemberBatch> {
   // REQUIRES: no write in flight.
   void WriteNext() {
     if (next_ == keys_.size()) return Finish(grpc::Status::OK);
-    if (env_.draining) return Finish(Draining());
+    if (env_.draining) return Finish(ShuttingDown());
     batch_.Clear();
     size_t bytes = 0;
     while (next_ < keys_.size() && batch_.keys_size() < static_cast<int>(kMembersPerBatch) &&
@@ -114,7 +110,7 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportBatch> {
   ExportWriter(ServiceEnv& env, size_t batch_bytes) : env_(env), batch_bytes_(batch_bytes) {}
 
   void Start() {
-    if (env_.draining) return Finish(Draining());
+    if (env_.draining) return Finish(ShuttingDown());
     ReadChunk();
   }
 
@@ -138,7 +134,7 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportBatch> {
   // On a shard thread.
   void OnChunk(ExportChunk chunk) {
     if (cancelled_.load(std::memory_order_relaxed)) return Finish(WriteFailed());
-    if (env_.draining) return Finish(Draining());
+    if (env_.draining) return Finish(ShuttingDown());
     if (chunk.next == kExportDone) {
       ++shard_;
       from_ = 0;
@@ -156,7 +152,7 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportBatch> {
       chunk_.clear();
       return ReadChunk();
     }
-    if (env_.draining) return Finish(Draining());
+    if (env_.draining) return Finish(ShuttingDown());
     batch_.Clear();
     size_t bytes = 0;
     while (next_ < chunk_.size() && bytes < batch_bytes_) {
@@ -186,7 +182,7 @@ grpc::ServerUnaryReactor* QueryService::GetProfile(grpc::CallbackServerContext* 
                                                    v1::Profile* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   env_.engine.GetProfileAsync(request->key(), Reply<ProfileData>(reactor, response));
@@ -205,7 +201,7 @@ grpc::ServerUnaryReactor* QueryService::Count(grpc::CallbackServerContext* ctx,
                                               v1::CountResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   env_.engine.CountAsync(request->rule(), Reply<CountResult>(reactor, response));
@@ -217,7 +213,7 @@ grpc::ServerUnaryReactor* QueryService::Funnel(grpc::CallbackServerContext* ctx,
                                                v1::FunnelResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   std::vector<std::string> steps(request->steps().begin(), request->steps().end());
@@ -231,7 +227,7 @@ grpc::ServerUnaryReactor* QueryService::Explain(grpc::CallbackServerContext* ctx
                                                 v1::ExplainResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   if (!request->segment().empty()) {

@@ -20,10 +20,6 @@
 namespace segd::server {
 namespace {
 
-grpc::Status Draining() {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "segd is shutting down");
-}
-
 double ElapsedMs(absl::Time start) { return absl::ToDoubleMilliseconds(absl::Now() - start); }
 
 }  // namespace
@@ -33,7 +29,7 @@ grpc::ServerUnaryReactor* SegmentsService::PutSegment(grpc::CallbackServerContex
                                                       v1::PutSegmentResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   const bool dry_run = request->dry_run();
@@ -64,7 +60,7 @@ grpc::ServerUnaryReactor* SegmentsService::DeleteSegment(grpc::CallbackServerCon
                                                          v1::DeleteSegmentResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   if (absl::Status s = ValidateSegmentId(request->id()); !s.ok()) {
@@ -91,7 +87,7 @@ grpc::ServerUnaryReactor* SegmentsService::GetSegment(grpc::CallbackServerContex
                                                       v1::Segment* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   if (absl::Status s = ValidateSegmentId(request->id()); !s.ok()) {
@@ -115,7 +111,7 @@ grpc::ServerUnaryReactor* SegmentsService::ListSegments(grpc::CallbackServerCont
                                                         v1::ListSegmentsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   env_.engine.ListSegmentsAsync([reactor, response](std::vector<SegmentInfo> segments) {
@@ -133,7 +129,7 @@ grpc::ServerUnaryReactor* SegmentsService::ValidateRule(grpc::CallbackServerCont
                                                         v1::ValidateRuleResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   if (env_.draining) {
-    reactor->Finish(Draining());
+    reactor->Finish(ShuttingDown());
     return reactor;
   }
   // Parsing is bounded by the rule limits (16 KiB, depth 64): cheap enough to do here.

@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include <grpcpp/support/status.h>
+
 #include "core/engine.h"
 
 namespace segd::server {
@@ -22,5 +24,10 @@ struct ServiceEnv {
   ServiceEnv(Engine& e, bool manual, int max_bytes)
       : engine(e), manual_clock(manual), max_message_bytes(max_bytes) {}
 };
+
+// What every call gets while the server drains (SPEC §5: UNAVAILABLE while shutting down).
+inline grpc::Status ShuttingDown() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+}
 
 }  // namespace segd::server

@@ -591,7 +591,7 @@ TEST_CASE("Streams cancelled before their first read, and a shutdown during an e
     CHECK(n == 20000);
   } else {
     CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
-    CHECK(s.error_message() == "segd is shutting down");
+    CHECK(s.error_message() == "server is shutting down");
     CHECK(n < 20000);
   }
 }
@@ -622,47 +622,25 @@ TEST_CASE("Export keeps to the message size limit with large profiles", "[server
 
 // ---- Draining ----
 
-// A second gRPC server over the fixture's engine whose environment is draining.
-class DrainingServer {
- public:
-  explicit DrainingServer(ServerFixture& f)
-      : env(f.server->engine(), true, 64 << 20), service(env) {
-    env.draining = true;
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    server = builder.BuildAndStart();
-    REQUIRE(server != nullptr);
-    stub = v1::Query::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                  grpc::InsecureChannelCredentials()));
-  }
-  ~DrainingServer() { server->Shutdown(); }
-
-  ServiceEnv env;
-  QueryService service;
-  std::unique_ptr<grpc::Server> server;
-  std::unique_ptr<v1::Query::Stub> stub;
-};
-
 TEST_CASE("Every Query call is UNAVAILABLE while the server drains", "[server][query]") {
   ServerFixture f;
   Apply(f, {Set("a", {})});
   PutSegment(f, "s", "true");
-  DrainingServer d(f);
+  DrainingServer<QueryService> d(f);
+  auto stub = v1::Query::NewStub(d.channel);
   std::vector<grpc::Status> statuses;
   {
     grpc::ClientContext ctx;
     v1::GetProfileRequest request;
     request.set_key("a");
     v1::Profile response;
-    statuses.push_back(d.stub->GetProfile(&ctx, request, &response));
+    statuses.push_back(stub->GetProfile(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
     v1::ListMembersRequest request;
     request.set_segment("s");
-    auto reader = d.stub->ListMembers(&ctx, request);
+    auto reader = stub->ListMembers(&ctx, request);
     v1::MemberBatch b;
     CHECK_FALSE(reader->Read(&b));
     statuses.push_back(reader->Finish());
@@ -672,14 +650,14 @@ TEST_CASE("Every Query call is UNAVAILABLE while the server drains", "[server][q
     v1::CountRequest request;
     request.set_rule("true");
     v1::CountResponse response;
-    statuses.push_back(d.stub->Count(&ctx, request, &response));
+    statuses.push_back(stub->Count(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
     v1::FunnelRequest request;
     request.add_steps("view");
     v1::FunnelResponse response;
-    statuses.push_back(d.stub->Funnel(&ctx, request, &response));
+    statuses.push_back(stub->Funnel(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
@@ -687,11 +665,11 @@ TEST_CASE("Every Query call is UNAVAILABLE while the server drains", "[server][q
     request.set_key("a");
     request.set_segment("s");
     v1::ExplainResponse response;
-    statuses.push_back(d.stub->Explain(&ctx, request, &response));
+    statuses.push_back(stub->Explain(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
-    auto reader = d.stub->Export(&ctx, v1::ExportRequest());
+    auto reader = stub->Export(&ctx, v1::ExportRequest());
     v1::ExportBatch b;
     CHECK_FALSE(reader->Read(&b));
     statuses.push_back(reader->Finish());
@@ -699,7 +677,7 @@ TEST_CASE("Every Query call is UNAVAILABLE while the server drains", "[server][q
   REQUIRE(statuses.size() == 6);
   for (const grpc::Status& s : statuses) {
     CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
-    CHECK(s.error_message() == "segd is shutting down");
+    CHECK(s.error_message() == "server is shutting down");
   }
 }
 

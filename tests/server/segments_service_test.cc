@@ -378,69 +378,47 @@ TEST_CASE("Each change of definition is logged on one line", "[server][segments]
              Catch::StartsWith("segment delete: id=s entered=0 exited=1 members=0 elapsed_ms="));
 }
 
-// A second gRPC server over the fixture's engine whose environment is draining.
-class DrainingServer {
- public:
-  explicit DrainingServer(ServerFixture& f)
-      : env(f.server->engine(), true, 64 << 20), service(env) {
-    env.draining = true;
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    server = builder.BuildAndStart();
-    REQUIRE(server != nullptr);
-    stub = v1::Segments::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                                     grpc::InsecureChannelCredentials()));
-  }
-  ~DrainingServer() { server->Shutdown(); }
-
-  ServiceEnv env;
-  SegmentsService service;
-  std::unique_ptr<grpc::Server> server;
-  std::unique_ptr<v1::Segments::Stub> stub;
-};
-
 TEST_CASE("Every Segments call is UNAVAILABLE while the server drains", "[server][segments]") {
   ServerFixture f;
-  DrainingServer d(f);
+  DrainingServer<SegmentsService> d(f);
+  auto stub = v1::Segments::NewStub(d.channel);
   std::vector<grpc::Status> statuses;
   {
     grpc::ClientContext ctx;
     v1::PutSegmentRequest request;
     *request.mutable_segment() = MakeSegment("s", "true");
     v1::PutSegmentResponse response;
-    statuses.push_back(d.stub->PutSegment(&ctx, request, &response));
+    statuses.push_back(stub->PutSegment(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
     v1::DeleteSegmentRequest request;
     request.set_id("s");
     v1::DeleteSegmentResponse response;
-    statuses.push_back(d.stub->DeleteSegment(&ctx, request, &response));
+    statuses.push_back(stub->DeleteSegment(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
     v1::GetSegmentRequest request;
     request.set_id("s");
     v1::Segment response;
-    statuses.push_back(d.stub->GetSegment(&ctx, request, &response));
+    statuses.push_back(stub->GetSegment(&ctx, request, &response));
   }
   {
     grpc::ClientContext ctx;
     v1::ListSegmentsResponse response;
-    statuses.push_back(d.stub->ListSegments(&ctx, v1::ListSegmentsRequest(), &response));
+    statuses.push_back(stub->ListSegments(&ctx, v1::ListSegmentsRequest(), &response));
   }
   {
     grpc::ClientContext ctx;
     v1::ValidateRuleRequest request;
     request.set_rule("true");
     v1::ValidateRuleResponse response;
-    statuses.push_back(d.stub->ValidateRule(&ctx, request, &response));
+    statuses.push_back(stub->ValidateRule(&ctx, request, &response));
   }
   for (const grpc::Status& s : statuses) {
     CHECK(s.error_code() == grpc::StatusCode::UNAVAILABLE);
-    CHECK(s.error_message() == "segd is shutting down");
+    CHECK(s.error_message() == "server is shutting down");
   }
   // Nothing was created behind the draining server's back.
   v1::Segment got;

@@ -53,4 +53,28 @@ class ServerFixture {
   std::unique_ptr<v1::Admin::Stub> admin;
 };
 
+// A second gRPC server with just one service over `f`'s engine, whose environment is
+// draining: every call to it must answer UNAVAILABLE.
+template <typename Service>
+class DrainingServer {
+ public:
+  explicit DrainingServer(ServerFixture& f) : env(f.server->engine(), true, 64 << 20), service(env) {
+    env.draining = true;
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    REQUIRE(server != nullptr);
+    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                  grpc::InsecureChannelCredentials());
+  }
+  ~DrainingServer() { server->Shutdown(); }
+
+  ServiceEnv env;
+  Service service;
+  std::unique_ptr<grpc::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+};
+
 }  // namespace segd::server::testing
