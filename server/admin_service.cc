@@ -33,10 +33,7 @@ grpc::ServerUnaryReactor* AdminService::SetTime(grpc::CallbackServerContext* ctx
                                                 const v1::SetTimeRequest* request,
                                                 v1::SetTimeResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   if (!env_.manual_clock) {
     reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                  "SetTime needs the manual clock (--clock=manual); this server "
@@ -61,10 +58,7 @@ grpc::ServerUnaryReactor* AdminService::GetStats(grpc::CallbackServerContext* ct
                                                  const v1::GetStatsRequest* /*request*/,
                                                  v1::Stats* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   // Stats.memory_bytes is the whole process's resident set size as the kernel reports it
   // (/proc/self/statm), not the engine's estimate of its own data, which is used only
   // where /proc is not available.

@@ -256,10 +256,7 @@ grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
 grpc::ServerUnaryReactor* IngestService::Apply(grpc::CallbackServerContext* ctx,
                                                const v1::UpdateBatch* request, v1::Ack* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   ConvertedBatch<ProfileUpdate> batch = UpdatesFromProto(request->updates());
   std::vector<ProfileUpdate> updates = std::move(batch.items);
   env_.engine.ApplyAsync(std::move(updates),

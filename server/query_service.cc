@@ -181,10 +181,7 @@ grpc::ServerUnaryReactor* QueryService::GetProfile(grpc::CallbackServerContext* 
                                                    const v1::GetProfileRequest* request,
                                                    v1::Profile* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   env_.engine.GetProfileAsync(request->key(), Reply<ProfileData>(reactor, response));
   return reactor;
 }
@@ -200,10 +197,7 @@ grpc::ServerUnaryReactor* QueryService::Count(grpc::CallbackServerContext* ctx,
                                               const v1::CountRequest* request,
                                               v1::CountResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   env_.engine.CountAsync(request->rule(), Reply<CountResult>(reactor, response));
   return reactor;
 }
@@ -212,10 +206,7 @@ grpc::ServerUnaryReactor* QueryService::Funnel(grpc::CallbackServerContext* ctx,
                                                const v1::FunnelRequest* request,
                                                v1::FunnelResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   std::vector<std::string> steps(request->steps().begin(), request->steps().end());
   env_.engine.FunnelAsync(std::move(steps), request->within_ms(),
                           Reply<FunnelResult>(reactor, response));
@@ -226,16 +217,9 @@ grpc::ServerUnaryReactor* QueryService::Explain(grpc::CallbackServerContext* ctx
                                                 const v1::ExplainRequest* request,
                                                 v1::ExplainResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
-  if (!request->segment().empty()) {
-    if (absl::Status s = ValidateSegmentId(request->segment()); !s.ok()) {
-      reactor->Finish(ToGrpcStatus(s));
-      return reactor;
-    }
-  }
+  const absl::Status segment_ok =
+      request->segment().empty() ? absl::OkStatus() : ValidateSegmentId(request->segment());
+  if (Refused(reactor, env_, segment_ok)) return reactor;
   env_.engine.ExplainAsync(request->key(), request->segment(), request->rule(),
                            Reply<ExplainResult>(reactor, response));
   return reactor;

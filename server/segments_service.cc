@@ -28,10 +28,7 @@ grpc::ServerUnaryReactor* SegmentsService::PutSegment(grpc::CallbackServerContex
                                                       const v1::PutSegmentRequest* request,
                                                       v1::PutSegmentResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   const bool dry_run = request->dry_run();
   // Only for the log line: whether this put creates the segment or replaces its rule. A
   // concurrent put of the same id may make it stale; the definition itself is not.
@@ -59,14 +56,7 @@ grpc::ServerUnaryReactor* SegmentsService::DeleteSegment(grpc::CallbackServerCon
                                                          const v1::DeleteSegmentRequest* request,
                                                          v1::DeleteSegmentResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
-  if (absl::Status s = ValidateSegmentId(request->id()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
+  if (Refused(reactor, env_, ValidateSegmentId(request->id()))) return reactor;
   env_.engine.DeleteSegmentAsync(
       request->id(), [reactor, response, id = request->id(),
                       start = absl::Now()](absl::StatusOr<uint64_t> exited) {
@@ -86,14 +76,7 @@ grpc::ServerUnaryReactor* SegmentsService::GetSegment(grpc::CallbackServerContex
                                                       const v1::GetSegmentRequest* request,
                                                       v1::Segment* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
-  if (absl::Status s = ValidateSegmentId(request->id()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
-  }
+  if (Refused(reactor, env_, ValidateSegmentId(request->id()))) return reactor;
   env_.engine.GetSegmentAsync(request->id(),
                               [reactor, response](absl::StatusOr<SegmentInfo> segment) {
                                 if (!segment.ok()) {
@@ -110,10 +93,7 @@ grpc::ServerUnaryReactor* SegmentsService::ListSegments(grpc::CallbackServerCont
                                                         const v1::ListSegmentsRequest* request,
                                                         v1::ListSegmentsResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   env_.engine.ListSegmentsAsync([reactor, response](std::vector<SegmentInfo> segments) {
     std::sort(segments.begin(), segments.end(),
               [](const SegmentInfo& a, const SegmentInfo& b) { return a.id < b.id; });
@@ -128,10 +108,7 @@ grpc::ServerUnaryReactor* SegmentsService::ValidateRule(grpc::CallbackServerCont
                                                         const v1::ValidateRuleRequest* request,
                                                         v1::ValidateRuleResponse* response) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (env_.draining) {
-    reactor->Finish(ShuttingDown());
-    return reactor;
-  }
+  if (Refused(reactor, env_)) return reactor;
   // Parsing is bounded by the rule limits (16 KiB, depth 64): cheap enough to do here.
   // References to segments are not resolved: a rule may name a segment defined later.
   const std::vector<Diagnostic> diagnostics = env_.engine.ValidateRule(request->rule());

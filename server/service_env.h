@@ -3,9 +3,12 @@
 #include <atomic>
 #include <cstdint>
 
+#include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
 
+#include "absl/status/status.h"
 #include "core/engine.h"
+#include "server/convert.h"
 
 namespace segd::server {
 
@@ -28,6 +31,21 @@ struct ServiceEnv {
 // What every call gets while the server drains (SPEC §5: UNAVAILABLE while shutting down).
 inline grpc::Status ShuttingDown() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down");
+}
+
+// For unary handlers: finishes `reactor` at once, and says so, when the server drains
+// (UNAVAILABLE) or `check` of the request failed (its code and message).
+inline bool Refused(grpc::ServerUnaryReactor* reactor, const ServiceEnv& env,
+                    const absl::Status& check = absl::OkStatus()) {
+  if (env.draining) {
+    reactor->Finish(ShuttingDown());
+    return true;
+  }
+  if (!check.ok()) {
+    reactor->Finish(ToGrpcStatus(check));
+    return true;
+  }
+  return false;
 }
 
 }  // namespace segd::server
