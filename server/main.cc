@@ -13,6 +13,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/rule.h"
 #include "server/server.h"
@@ -68,8 +70,15 @@ std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --help lists the flags of this file (Abseil would look for a file named like the
+  // program).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "server/main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
-      "segd: an in-memory streaming segmentation server (one shard of a cluster).\n"
+      "an in-memory streaming segmentation server (one shard of a cluster).\n"
       "Usage: segd [--listen=127.0.0.1:7070] [--clock=system|manual] [flags]\n"
       "Flag names take dashes or underscores alike (--start-time, --start_time).");
   std::vector<std::string> storage;

@@ -148,6 +148,13 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
 }
 
 TEST_CASE("segd explains its flags and rejects bad ones", "[server][binary]") {
+  SegdProcess help({"--help"});
+  help.Stop(0, std::chrono::seconds(5));
+  for (const char* flag : {"--listen", "--shards", "--clock", "--start_time", "--retention",
+                           "--max_events", "--max_future", "--change_log_capacity",
+                           "--max_segments", "--max_message_bytes", "--log_level"}) {
+    CHECK_THAT(help.Log(), Catch::Matchers::Contains(flag));
+  }
   SegdProcess bad({"--clock=sundial"});
   CHECK(bad.Stop(0, std::chrono::seconds(5)) == 2);
   CHECK_THAT(bad.Log(), Catch::Matchers::Contains("--clock: must be 'system' or 'manual'"));
