@@ -71,7 +71,12 @@ void IngestService::RejectLog::Record(std::string_view rpc, std::span<const Upda
 class IngestService::StreamReactor final
     : public grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack> {
  public:
-  StreamReactor(ServiceEnv& env, RejectLog& rejects) : env_(env), rejects_(rejects) {
+  StreamReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects)
+      : service_(service), env_(env), rejects_(rejects) {
+    {
+      absl::MutexLock lock(&service_.streams_mu_);
+      service_.streams_.insert(this);
+    }
     Step step;
     {
       absl::MutexLock lock(&mu_);
@@ -141,7 +146,31 @@ class IngestService::StreamReactor final
     Run(std::move(step));
   }
 
-  void OnDone() override { Unref(); }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&service_.streams_mu_);
+      service_.streams_.erase(this);
+    }
+    Unref();
+  }
+
+  // The server drains: finish now if nothing is owed, else after the last Ack.
+  // REQUIRES: the caller holds a reference (Ref).
+  void Drain() {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = true;
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
+
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
 
  private:
   // The gRPC operations one decision calls for, in the order Run starts them.
@@ -221,10 +250,7 @@ class IngestService::StreamReactor final
     }
   }
 
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
-
+  IngestService& service_;
   ServiceEnv& env_;
   RejectLog& rejects_;
   std::atomic<int> refs_{1};
@@ -248,7 +274,24 @@ class IngestService::StreamReactor final
 
 grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
     grpc::CallbackServerContext* /*ctx*/) {
-  return new StreamReactor(env_, rejects_);
+  return new StreamReactor(*this, env_, rejects_);
+}
+
+void IngestService::FinishAll() {
+  // References keep each stream alive while it is drained outside the registry's lock
+  // (draining may finish a call, and its OnDone takes that lock).
+  std::vector<StreamReactor*> open;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    for (StreamReactor* r : streams_) {
+      r->Ref();
+      open.push_back(r);
+    }
+  }
+  for (StreamReactor* r : open) {
+    r->Drain();
+    r->Unref();
+  }
 }
 
 // ---- Apply ----

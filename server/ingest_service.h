@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/engine.h"
+#include "absl/container/flat_hash_set.h"
 #include "segd/v1/segd.grpc.pb.h"
 #include "server/service_env.h"
 
@@ -26,6 +27,11 @@ class IngestService final : public v1::Ingest::CallbackService {
                                   v1::Ack* response) override;
   grpc::ServerReadReactor<v1::ReplayRequest>* Replay(grpc::CallbackServerContext* ctx,
                                                      v1::ReplaySummary* response) override;
+
+  // Drain: every open Stream finishes with UNAVAILABLE once its pending Acks are written,
+  // even one that is idle, waiting for its client's next batch.
+  // REQUIRES: env.draining is set.
+  void FinishAll();
 
  private:
   // The reactors of Stream and Replay, one per call (defined in ingest_service.cc).
@@ -53,6 +59,8 @@ class IngestService final : public v1::Ingest::CallbackService {
 
   ServiceEnv& env_;
   RejectLog rejects_;
+  absl::Mutex streams_mu_;
+  absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);  // open Streams
 };
 
 }  // namespace segd::server

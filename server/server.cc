@@ -104,6 +104,7 @@ void Server::Shutdown(absl::Duration deadline) {
   env_->draining = true;
   grpc_->GetHealthCheckService()->SetServingStatus(false);
   changes_->FinishAll();
+  ingest_->FinishAll();
   // Calls still reach the handlers, which answer UNAVAILABLE, while the calls in
   // progress finish — until none is left or the deadline comes. Then gRPC stops at once:
   // waiting on would only wait for idle client connections to go.

@@ -537,3 +537,32 @@ TEST_CASE("A draining server refuses ingest and ends open streams with UNAVAILAB
 
 }  // namespace
 }  // namespace segd::server
+
+namespace segd::server::testing {
+namespace {
+
+TEST_CASE("An idle Stream is finished with UNAVAILABLE as soon as the server drains",
+          "[server][ingest]") {
+  ServerFixture f;
+  grpc::ClientContext ctx;
+  auto stream = f.ingest->Stream(&ctx);
+  v1::UpdateBatch batch;
+  batch.set_seq(1);
+  batch.add_updates()->set_key("u1");
+  REQUIRE(stream->Write(batch));
+  v1::Ack ack;
+  REQUIRE(stream->Read(&ack));
+  CHECK(ack.seq() == 1);
+  // The producer now sits idle; the drain must not wait for its deadline.
+  const absl::Time start = absl::Now();
+  std::thread drain([&] { f.server->Shutdown(absl::Seconds(20)); });
+  CHECK_FALSE(stream->Read(&ack));
+  const grpc::Status status = stream->Finish();
+  drain.join();
+  CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(status.error_message() == "server is shutting down");
+  CHECK(absl::Now() - start < absl::Seconds(5));
+}
+
+}  // namespace
+}  // namespace segd::server::testing
