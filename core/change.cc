@@ -8,13 +8,20 @@ std::string_view ChangeKindName(ChangeKind kind) {
 
 std::string_view CauseName(Cause cause) {
   switch (cause) {
-    case Cause::kUpdate: return "UPDATE";
-    case Cause::kTime: return "TIME";
-    case Cause::kSegmentPut: return "SEGMENT_PUT";
-    case Cause::kSegmentDelete: return "SEGMENT_DELETE";
-    case Cause::kReplay: return "REPLAY";
-    case Cause::kProfileDelete: return "PROFILE_DELETE";
-    case Cause::kSnapshot: return "SNAPSHOT";
+    case Cause::kUpdate:
+      return "UPDATE";
+    case Cause::kTime:
+      return "TIME";
+    case Cause::kSegmentPut:
+      return "SEGMENT_PUT";
+    case Cause::kSegmentDelete:
+      return "SEGMENT_DELETE";
+    case Cause::kReplay:
+      return "REPLAY";
+    case Cause::kProfileDelete:
+      return "PROFILE_DELETE";
+    case Cause::kSnapshot:
+      return "SNAPSHOT";
   }
   return "?";
 }

@@ -42,9 +42,8 @@ absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const String
   absl::MutexLock lock(&mu_);
   const uint64_t end = begin_ + records_.size();
   if (from < begin_) {
-    return absl::OutOfRangeError(absl::StrCat("cursor position ", from,
-                                              " is older than the change log, which starts at ",
-                                              begin_));
+    return absl::OutOfRangeError(absl::StrCat(
+        "cursor position ", from, " is older than the change log, which starts at ", begin_));
   }
   if (from > end) {
     return absl::InvalidArgumentError(

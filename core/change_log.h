@@ -50,7 +50,6 @@ class ChangeLog {
   absl::StatusOr<uint64_t> Read(uint64_t from, size_t max, const StringSet* segments,
                                 std::vector<Change>* out) const;
 
-
   uint64_t capacity() const { return capacity_; }
 
  private:

@@ -42,7 +42,8 @@ void SortByIndex(std::vector<UpdateError>* errors) {
 std::vector<std::vector<uint32_t>> Partition(const Engine& engine, size_t n,
                                              const std::function<std::string_view(size_t)>& key) {
   std::vector<std::vector<uint32_t>> by_shard(engine.num_shards());
-  for (size_t i = 0; i < n; ++i) by_shard[engine.ShardOf(key(i))].push_back(static_cast<uint32_t>(i));
+  for (size_t i = 0; i < n; ++i)
+    by_shard[engine.ShardOf(key(i))].push_back(static_cast<uint32_t>(i));
   return by_shard;
 }
 
@@ -108,7 +109,8 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
   };
   auto job = std::make_shared<Job>();
   job->updates = updates;
-  job->by_shard = Partition(*this, updates.size(), [&](size_t i) -> std::string_view { return updates[i].key; });
+  job->by_shard = Partition(*this, updates.size(),
+                            [&](size_t i) -> std::string_view { return updates[i].key; });
   job->parts.resize(shards_.size());
   job->done = std::move(done);
   ForAllShards(
@@ -157,7 +159,8 @@ BatchResult Engine::Apply(std::span<const ProfileUpdate> updates) {
   return Wait<BatchResult>([&](Done<BatchResult> done) { ApplySpan(updates, std::move(done)); });
 }
 
-void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet, Done<ReplayResult> done) {
+void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
+                        Done<ReplayResult> done) {
   struct Job {
     std::span<const ProfileData> profiles;
     std::vector<std::vector<uint32_t>> by_shard;
@@ -166,7 +169,8 @@ void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet, Done<
   };
   auto job = std::make_shared<Job>();
   job->profiles = profiles;
-  job->by_shard = Partition(*this, profiles.size(), [&](size_t i) -> std::string_view { return profiles[i].key; });
+  job->by_shard = Partition(*this, profiles.size(),
+                            [&](size_t i) -> std::string_view { return profiles[i].key; });
   job->parts.resize(shards_.size());
   job->done = std::move(done);
   ForAllShards(
@@ -216,7 +220,8 @@ ReplayResult Engine::Replay(std::span<const ProfileData> profiles, bool quiet) {
 void Engine::PutSegmentAsync(SegmentSpec spec, bool dry_run,
                              Done<absl::StatusOr<PutSegmentResult>> done) {
   absl::MutexLock lock(&catalog_mu_);
-  absl::StatusOr<std::shared_ptr<const SegmentDef>> prepared = catalog_.Prepare(spec, clock_.NowMs());
+  absl::StatusOr<std::shared_ptr<const SegmentDef>> prepared =
+      catalog_.Prepare(spec, clock_.NowMs());
   if (!prepared.ok()) return std::move(done)(prepared.status());
   std::shared_ptr<const SegmentDef> def = *prepared;
   if (!dry_run) catalog_.Commit(def);
@@ -225,7 +230,8 @@ void Engine::PutSegmentAsync(SegmentSpec spec, bool dry_run,
   ForAllShards(
       [this, def, snapshot, diffs, dry_run](Shard& s) {
         Current(s);
-        (*diffs)[s.index()] = dry_run ? s.DryRunSegment(*def, *snapshot) : s.PutSegment(def, *snapshot);
+        (*diffs)[s.index()] =
+            dry_run ? s.DryRunSegment(*def, *snapshot) : s.PutSegment(def, *snapshot);
         s.Flush();
       },
       [def, diffs, done = std::move(done)]() mutable {
@@ -322,8 +328,8 @@ absl::StatusOr<std::unique_ptr<Expr>> Engine::ParseQueryRule(std::string_view te
   absl::Status error;
   VisitExprs(**rule, [&](Expr& e) {
     if (error.ok() && e.kind == ExprKind::kInSegment && catalog_.Find(e.segment) == nullptr) {
-      error = absl::InvalidArgumentError(absl::StrCat(e.pos.line, ":", e.pos.column,
-                                                      ": unknown segment '", e.segment, "'"));
+      error = absl::InvalidArgumentError(
+          absl::StrCat(e.pos.line, ":", e.pos.column, ": unknown segment '", e.segment, "'"));
     }
   });
   if (!error.ok()) return error;
@@ -348,14 +354,16 @@ std::vector<Diagnostic> Engine::ValidateRule(std::string_view text) const {
 void Engine::GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> done) {
   if (absl::Status s = ValidateProfileKey(key); !s.ok()) return std::move(done)(s);
   Shard* shard = shards_[ShardOf(key)].get();
-  executor_->Post(shard->index(), [this, shard, key = std::move(key), done = std::move(done)]() mutable {
-    std::optional<ProfileData> p = Current(*shard).GetProfile(key);
-    if (!p) return std::move(done)(NotFound("profile", key));
-    std::move(done)(std::move(*p));
-  });
+  executor_->Post(shard->index(),
+                  [this, shard, key = std::move(key), done = std::move(done)]() mutable {
+                    std::optional<ProfileData> p = Current(*shard).GetProfile(key);
+                    if (!p) return std::move(done)(NotFound("profile", key));
+                    std::move(done)(std::move(*p));
+                  });
 }
 
-void Engine::MembersAsync(std::string segment, Done<absl::StatusOr<std::vector<std::string>>> done) {
+void Engine::MembersAsync(std::string segment,
+                          Done<absl::StatusOr<std::vector<std::string>>> done) {
   absl::MutexLock lock(&catalog_mu_);
   std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
   if (def == nullptr) return std::move(done)(NotFound("segment", segment));
@@ -547,7 +555,8 @@ void Engine::Tick() {
 }
 
 absl::Status Engine::SetTime(int64_t now_ms) {
-  return Wait<absl::Status>([&](Done<absl::Status> done) { SetTimeAsync(now_ms, std::move(done)); });
+  return Wait<absl::Status>(
+      [&](Done<absl::Status> done) { SetTimeAsync(now_ms, std::move(done)); });
 }
 
 // ---- Changes ----

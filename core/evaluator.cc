@@ -43,12 +43,18 @@ int CompareNumbers(const Val& a, const Val& b) {
 
 bool OrderHolds(int cmp, CompareOp op) {
   switch (op) {
-    case CompareOp::kEq: return cmp == 0;
-    case CompareOp::kNe: return cmp != 0;
-    case CompareOp::kLt: return cmp < 0;
-    case CompareOp::kLe: return cmp <= 0;
-    case CompareOp::kGt: return cmp > 0;
-    case CompareOp::kGe: return cmp >= 0;
+    case CompareOp::kEq:
+      return cmp == 0;
+    case CompareOp::kNe:
+      return cmp != 0;
+    case CompareOp::kLt:
+      return cmp < 0;
+    case CompareOp::kLe:
+      return cmp <= 0;
+    case CompareOp::kGt:
+      return cmp > 0;
+    case CompareOp::kGe:
+      return cmp >= 0;
   }
   return false;
 }
@@ -73,18 +79,30 @@ Val Arithmetic(ExprKind kind, const Val& a, const Val& b) {
     int64_t r;
     bool overflow = false;
     switch (kind) {
-      case ExprKind::kAdd: overflow = __builtin_add_overflow(a.i, b.i, &r); break;
-      case ExprKind::kSub: overflow = __builtin_sub_overflow(a.i, b.i, &r); break;
-      default: overflow = __builtin_mul_overflow(a.i, b.i, &r); break;
+      case ExprKind::kAdd:
+        overflow = __builtin_add_overflow(a.i, b.i, &r);
+        break;
+      case ExprKind::kSub:
+        overflow = __builtin_sub_overflow(a.i, b.i, &r);
+        break;
+      default:
+        overflow = __builtin_mul_overflow(a.i, b.i, &r);
+        break;
     }
     return overflow ? Val::Missing() : Val::Int(r);
   }
   const double x = ToDouble(a), y = ToDouble(b);
   double r;
   switch (kind) {
-    case ExprKind::kAdd: r = x + y; break;
-    case ExprKind::kSub: r = x - y; break;
-    default: r = x * y; break;
+    case ExprKind::kAdd:
+      r = x + y;
+      break;
+    case ExprKind::kSub:
+      r = x - y;
+      break;
+    default:
+      r = x * y;
+      break;
   }
   return std::isnan(r) ? Val::Missing() : Val::Float(r);
 }
@@ -134,12 +152,18 @@ int64_t CountDistinct(std::vector<Val>* values) {
 
 Val LiteralVal(const Value& v) {
   switch (v.kind()) {
-    case ValueKind::kString: return Val::String(v.string_value());
-    case ValueKind::kInt: return Val::Int(v.int_value());
-    case ValueKind::kFloat: return Val::Float(v.float_value());
-    case ValueKind::kBool: return Val::Bool(v.bool_value());
-    case ValueKind::kTime: return Val::Int(v.time_value());
-    case ValueKind::kList: return Val::Missing();  // no list literals in the language
+    case ValueKind::kString:
+      return Val::String(v.string_value());
+    case ValueKind::kInt:
+      return Val::Int(v.int_value());
+    case ValueKind::kFloat:
+      return Val::Float(v.float_value());
+    case ValueKind::kBool:
+      return Val::Bool(v.bool_value());
+    case ValueKind::kTime:
+      return Val::Int(v.time_value());
+    case ValueKind::kList:
+      return Val::Missing();  // no list literals in the language
   }
   return Val::Missing();
 }
@@ -161,22 +185,31 @@ bool CompareVals(const Val& a, CompareOp op, const Val& b) {
       if (op == CompareOp::kEq) return ListsEqual(a, b);
       if (op == CompareOp::kNe) return !ListsEqual(a, b);
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 
 std::string ValToString(const Val& v) {
   switch (v.kind) {
-    case ValKind::kMissing: return "missing";
-    case ValKind::kString: return absl::StrCat("\"", AsAbsl(v.s), "\"");
-    case ValKind::kInt: return absl::StrCat(v.i);
-    case ValKind::kFloat: return absl::StrCat(v.f);
-    case ValKind::kBool: return v.b ? "true" : "false";
+    case ValKind::kMissing:
+      return "missing";
+    case ValKind::kString:
+      return absl::StrCat("\"", AsAbsl(v.s), "\"");
+    case ValKind::kInt:
+      return absl::StrCat(v.i);
+    case ValKind::kFloat:
+      return absl::StrCat(v.f);
+    case ValKind::kBool:
+      return v.b ? "true" : "false";
     case ValKind::kList: {
       std::vector<std::string_view> items(v.items, v.items + v.n_items);
-      return absl::StrCat("[", absl::StrJoin(items, ", ", [](std::string* out, std::string_view s) {
-                            absl::StrAppend(out, "\"", AsAbsl(s), "\"");
-                          }), "]");
+      return absl::StrCat("[",
+                          absl::StrJoin(items, ", ",
+                                        [](std::string* out, std::string_view s) {
+                                          absl::StrAppend(out, "\"", AsAbsl(s), "\"");
+                                        }),
+                          "]");
     }
   }
   return "?";
@@ -202,15 +235,17 @@ bool Evaluator::EventMatches(const Selector& s, size_t i) {
 
 Val Evaluator::Eval(const Expr& e) {
   switch (e.kind) {
-    case ExprKind::kLiteral: return LiteralVal(e.literal);
+    case ExprKind::kLiteral:
+      return LiteralVal(e.literal);
     case ExprKind::kName:
       if (e.name_id == kUnbound) return Val::Missing();
       return e.is_property ? p_.EventProp(event_, e.name_id) : p_.Attr(e.name_id);
     case ExprKind::kHas:
       if (e.name_id == kUnbound) return Val::Bool(false);
-      return Val::Bool(!(e.is_property ? p_.EventProp(event_, e.name_id) : p_.Attr(e.name_id))
-                            .missing());
-    case ExprKind::kNow: return Val::Int(now_);
+      return Val::Bool(
+          !(e.is_property ? p_.EventProp(event_, e.name_id) : p_.Attr(e.name_id)).missing());
+    case ExprKind::kNow:
+      return Val::Int(now_);
     case ExprKind::kInSegment:
       return Val::Bool(segments_ != nullptr && e.segment_slot != kUnbound &&
                        segments_->IsMember(e.segment_slot));
@@ -224,8 +259,10 @@ Val Evaluator::Eval(const Expr& e) {
         if (Eval(*c).is_true()) return Val::Bool(true);
       }
       return Val::Bool(false);
-    case ExprKind::kNot: return Val::Bool(!Eval(*e.children[0]).is_true());
-    case ExprKind::kCompare: return EvalCompare(e);
+    case ExprKind::kNot:
+      return Val::Bool(!Eval(*e.children[0]).is_true());
+    case ExprKind::kCompare:
+      return EvalCompare(e);
     case ExprKind::kIn:
     case ExprKind::kNotIn: {
       const Val x = Eval(*e.children[0]);
@@ -253,8 +290,7 @@ Val Evaluator::Eval(const Expr& e) {
       const Val a = Eval(*e.children[0]);
       const Val b = Eval(*e.children[1]);
       if (a.kind != ValKind::kString || b.kind != ValKind::kString) return Val::Bool(false);
-      return Val::Bool(e.kind == ExprKind::kStartsWith ? a.s.starts_with(b.s)
-                                                       : a.s.ends_with(b.s));
+      return Val::Bool(e.kind == ExprKind::kStartsWith ? a.s.starts_with(b.s) : a.s.ends_with(b.s));
     }
     case ExprKind::kMatches: {
       const Val a = Eval(*e.children[0]);
@@ -266,14 +302,16 @@ Val Evaluator::Eval(const Expr& e) {
     case ExprKind::kMul:
     case ExprKind::kDiv:
       return Arithmetic(e.kind, Eval(*e.children[0]), Eval(*e.children[1]));
-    case ExprKind::kArith: return FoldArith(e, e.children.size());
+    case ExprKind::kArith:
+      return FoldArith(e, e.children.size());
     case ExprKind::kNeg: {
       const Val a = Eval(*e.children[0]);
       if (a.kind == ValKind::kFloat) return Val::Float(-a.f);
       if (a.kind == ValKind::kInt && a.i != kInt64Min) return Val::Int(-a.i);
       return Val::Missing();
     }
-    case ExprKind::kAggregate: return EvalAggregate(e);
+    case ExprKind::kAggregate:
+      return EvalAggregate(e);
     case ExprKind::kSequence:
       return Val::Bool(MatchSequence(e.steps, e.within_ms) == e.steps.size());
   }
@@ -381,8 +419,10 @@ Val Evaluator::EvalAggregate(const Expr& e) {
   if (matched) Candidate(SaturatingAdd(oldest, window));
 
   switch (e.fn) {
-    case AggregateFn::kCount: return Val::Int(static_cast<int64_t>(count));
-    case AggregateFn::kFirst: return count > 0 ? Val::Int(oldest) : Val::Missing();
+    case AggregateFn::kCount:
+      return Val::Int(static_cast<int64_t>(count));
+    case AggregateFn::kFirst:
+      return count > 0 ? Val::Int(oldest) : Val::Missing();
     case AggregateFn::kSum:
       if (any_float) return Val::Float(static_cast<double>(int_sum) + float_sum);
       if (int_sum > kInt64Max || int_sum < kInt64Min) return Val::Missing();
@@ -391,9 +431,12 @@ Val Evaluator::EvalAggregate(const Expr& e) {
       if (count == 0) return Val::Missing();
       return Val::Float((static_cast<double>(int_sum) + float_sum) / static_cast<double>(count));
     case AggregateFn::kMin:
-    case AggregateFn::kMax: return best;
-    case AggregateFn::kCountDistinct: return Val::Int(CountDistinct(&distinct));
-    default: return Val::Missing();
+    case AggregateFn::kMax:
+      return best;
+    case AggregateFn::kCountDistinct:
+      return Val::Int(CountDistinct(&distinct));
+    default:
+      return Val::Missing();
   }
 }
 

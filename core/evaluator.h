@@ -47,7 +47,10 @@ class Evaluator {
   // shard that filled `profile`.
   Evaluator(const ProfileView& profile, int64_t now, int64_t retention_ms,
             const MembershipSource* segments, int64_t* next_due = nullptr)
-      : p_(profile), now_(now), retention_ms_(retention_ms), segments_(segments),
+      : p_(profile),
+        now_(now),
+        retention_ms_(retention_ms),
+        segments_(segments),
         next_due_(next_due) {}
 
   Val Eval(const Expr& e);

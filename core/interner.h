@@ -30,7 +30,7 @@ class Interner {
   size_t MemoryBytes() const;
 
  private:
-  std::deque<std::string> storage_;     // stable addresses
+  std::deque<std::string> storage_;  // stable addresses
   std::vector<std::string_view> strings_;
   absl::flat_hash_map<std::string_view, uint32_t> ids_;
 };

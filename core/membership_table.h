@@ -29,9 +29,7 @@ class MembershipTable {
     }
   }
 
-  bool Get(uint32_t p, uint32_t segment) const {
-    return (Word(p, segment) >> (segment & 63)) & 1;
-  }
+  bool Get(uint32_t p, uint32_t segment) const { return (Word(p, segment) >> (segment & 63)) & 1; }
   void Set(uint32_t p, uint32_t segment, bool member) {
     const uint64_t bit = uint64_t{1} << (segment & 63);
     uint64_t& w = Word(p, segment);
@@ -77,7 +75,8 @@ class MembershipTable {
     std::vector<uint64_t> wider(static_cast<size_t>(slots_) * (1 + words), 0);
     for (uint32_t p = 0; p < slots_; ++p) {
       for (uint32_t w = 0; w < stride(); ++w) {
-        wider[static_cast<size_t>(p) * (1 + words) + w] = rows_[static_cast<size_t>(p) * stride() + w];
+        wider[static_cast<size_t>(p) * (1 + words) + w] =
+            rows_[static_cast<size_t>(p) * stride() + w];
       }
     }
     rows_ = std::move(wider);

@@ -1,7 +1,7 @@
 #include "core/profile_codec.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "absl/hash/hash.h"
@@ -181,8 +181,7 @@ void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::s
   }
 }
 
-void AppendEventRest(uint32_t type, std::string_view id, std::string_view props,
-                     std::string* out) {
+void AppendEventRest(uint32_t type, std::string_view id, std::string_view props, std::string* out) {
   PutVarint(out, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1));
   size_t body = props.size();
   if (!id.empty()) body += VarintLength(id.size()) + id.size();

@@ -388,8 +388,7 @@ SEGD_CODEC_INLINE const uint8_t* EventProps(const EventHead& e) {
 }
 
 // Appends the `rest` of an event: type, id and already encoded properties.
-void AppendEventRest(uint32_t type, std::string_view id, std::string_view props,
-                     std::string* out);
+void AppendEventRest(uint32_t type, std::string_view id, std::string_view props, std::string* out);
 
 // The property `name_id` of an event's encoded properties, or Missing.
 inline Val FindProp(const uint8_t* p, const uint8_t* end, uint32_t name_id,

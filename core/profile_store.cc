@@ -26,9 +26,7 @@ constexpr size_t kMaxNameBytes = 128;
 
 // Abseil here has its own string_view, which StrCat takes but std::string_view is not.
 
-absl::Status Invalid(std::string message) {
-  return absl::InvalidArgumentError(std::move(message));
-}
+absl::Status Invalid(std::string message) { return absl::InvalidArgumentError(std::move(message)); }
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
 bool IsValidUtf8(std::string_view s) {
@@ -70,7 +68,6 @@ std::string Quoted(std::string_view where, std::string_view name) {
   return absl::StrCat(AsAbsl(where), "[\"", AsAbsl(name), "\"]");
 }
 
-
 // `where()` names the value in messages, e.g. `set["age"]`; called only on error.
 template <typename Where>
 absl::Status CheckValue(const Value& v, bool in_event, const Where& where) {
@@ -83,7 +80,8 @@ absl::Status CheckValue(const Value& v, bool in_event, const Where& where) {
     case ValueKind::kFloat:
       if (std::isnan(v.float_value())) return Invalid(absl::StrCat(where(), ": float is NaN"));
       if (std::isinf(v.float_value())) {
-        return Invalid(absl::StrCat(where(), v.float_value() > 0 ? ": float is Inf" : ": float is -Inf"));
+        return Invalid(
+            absl::StrCat(where(), v.float_value() > 0 ? ": float is Inf" : ": float is -Inf"));
       }
       break;
     case ValueKind::kList:
@@ -120,7 +118,9 @@ absl::Status CheckNamedValues(const NamedValues& values, bool in_event, const Wh
 }
 
 absl::Status CheckEvent(const Event& e, size_t i, int64_t now, const EngineOptions& options) {
-  auto where = [&](std::string_view field) { return absl::StrCat("events[", i, "].", AsAbsl(field)); };
+  auto where = [&](std::string_view field) {
+    return absl::StrCat("events[", i, "].", AsAbsl(field));
+  };
   if (!IsValidName(e.type)) {
     return Invalid(absl::StrCat(where("type"), ": must be 1-128 bytes of UTF-8"));
   }
@@ -166,12 +166,18 @@ absl::Status CheckUpdate(const ProfileUpdate& u, int64_t now, const EngineOption
 
 std::string_view WithArticle(ValueKind kind) {
   switch (kind) {
-    case ValueKind::kString: return "a string";
-    case ValueKind::kInt: return "an int";
-    case ValueKind::kFloat: return "a float";
-    case ValueKind::kBool: return "a bool";
-    case ValueKind::kTime: return "a time";
-    case ValueKind::kList: return "a list";
+    case ValueKind::kString:
+      return "a string";
+    case ValueKind::kInt:
+      return "an int";
+    case ValueKind::kFloat:
+      return "a float";
+    case ValueKind::kBool:
+      return "a bool";
+    case ValueKind::kTime:
+      return "a time";
+    case ValueKind::kList:
+      return "a list";
   }
   return "?";
 }
@@ -199,8 +205,8 @@ absl::Status Increment(const Value& base, const Value& delta, std::string_view n
                                 AsAbsl(WithArticle(base.kind())), ", not a number"));
   }
   if (!std::isfinite(sum)) {
-    return Invalid(absl::StrCat(Quoted("increment", name), ": float result is ",
-                                sum > 0 ? "Inf" : "-Inf"));
+    return Invalid(
+        absl::StrCat(Quoted("increment", name), ": float result is ", sum > 0 ? "Inf" : "-Inf"));
   }
   *result = Value::Float(sum);
   return absl::OkStatus();
@@ -413,7 +419,8 @@ absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Re
     if (c.op == AttrChange::kRemove) {
       c.changed = f != nullptr;
     } else {
-      c.changed = f == nullptr || !codec::SameValue(codec::FieldValue(*f, values.strings()), c.value());
+      c.changed =
+          f == nullptr || !codec::SameValue(codec::FieldValue(*f, values.strings()), c.value());
     }
   }
   return absl::OkStatus();
@@ -469,7 +476,8 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
 
 void ProfileStore::Impl::EncodeProperties(const NamedValues& props, std::string* out) {
   prop_order.clear();
-  for (uint32_t i = 0; i < props.size(); ++i) prop_order.emplace_back(names.Intern(props[i].first), i);
+  for (uint32_t i = 0; i < props.size(); ++i)
+    prop_order.emplace_back(names.Intern(props[i].first), i);
   std::stable_sort(prop_order.begin(), prop_order.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (size_t k = 0; k < prop_order.size(); ++k) {
@@ -757,7 +765,8 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
     p = codec::NextField(p, &f);
     if (f.kind == codec::FieldKind::kList) {
       const uint32_t n = codec::ListSize(f);
-      codec::ForEachListItem(f, values, [&](std::string_view s) { view->list_items_.push_back(s); });
+      codec::ForEachListItem(f, values,
+                             [&](std::string_view s) { view->list_items_.push_back(s); });
       auto& [name, v] = view->attrs_.emplace_back();
       name = f.name;
       v.kind = ValKind::kList;
@@ -829,8 +838,7 @@ size_t ProfileStore::MemoryBytes() const {
   const Impl& m = *impl_;
   return m.blob_bytes + m.chunks.size() * Impl::kChunkSize * sizeof(Impl::Record) +
          m.chunks.capacity() * sizeof(m.chunks[0]) + m.free_slots.capacity() * sizeof(Slot) +
-         m.index.capacity() * (sizeof(Slot) + 1) + interner_.MemoryBytes() +
-         m.values.MemoryBytes();
+         m.index.capacity() * (sizeof(Slot) + 1) + interner_.MemoryBytes() + m.values.MemoryBytes();
 }
 
 }  // namespace segd

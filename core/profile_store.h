@@ -24,8 +24,8 @@ using Slot = uint32_t;
 // segments that read it.
 struct AppliedUpdate {
   Slot slot = 0;
-  bool created = false;             // the profile did not exist before
-  std::vector<uint32_t> attributes;  // interned names of attributes whose value changed
+  bool created = false;               // the profile did not exist before
+  std::vector<uint32_t> attributes;   // interned names of attributes whose value changed
   std::vector<uint32_t> event_types;  // interned types of events added or dropped
   uint32_t events_added = 0;
   bool events_dropped = false;  // max_events dropped an event (so some selector may shrink)

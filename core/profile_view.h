@@ -25,18 +25,42 @@ struct Val {
     double f;
     bool b;
   };
-  std::string_view s;                         // kString
-  const std::string_view* items = nullptr;    // kList: items[0 .. n_items)
+  std::string_view s;                       // kString
+  const std::string_view* items = nullptr;  // kList: items[0 .. n_items)
   uint32_t n_items = 0;
 
   Val() : i(0) {}
   static Val Missing() { return Val(); }
-  static Val Int(int64_t v) { Val r; r.kind = ValKind::kInt; r.i = v; return r; }
-  static Val Float(double v) { Val r; r.kind = ValKind::kFloat; r.f = v; return r; }
-  static Val Bool(bool v) { Val r; r.kind = ValKind::kBool; r.b = v; return r; }
-  static Val String(std::string_view v) { Val r; r.kind = ValKind::kString; r.s = v; return r; }
+  static Val Int(int64_t v) {
+    Val r;
+    r.kind = ValKind::kInt;
+    r.i = v;
+    return r;
+  }
+  static Val Float(double v) {
+    Val r;
+    r.kind = ValKind::kFloat;
+    r.f = v;
+    return r;
+  }
+  static Val Bool(bool v) {
+    Val r;
+    r.kind = ValKind::kBool;
+    r.b = v;
+    return r;
+  }
+  static Val String(std::string_view v) {
+    Val r;
+    r.kind = ValKind::kString;
+    r.s = v;
+    return r;
+  }
   static Val List(const std::string_view* items, uint32_t n) {
-    Val r; r.kind = ValKind::kList; r.items = items; r.n_items = n; return r;
+    Val r;
+    r.kind = ValKind::kList;
+    r.items = items;
+    r.n_items = n;
+    return r;
   }
   bool missing() const { return kind == ValKind::kMissing; }
   bool is_true() const { return kind == ValKind::kBool && b; }

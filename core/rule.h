@@ -87,17 +87,17 @@ struct Expr {
   Position pos;      // of the expression's first token
   std::string text;  // the source text of this expression, for Explain
 
-  Value literal;                         // kLiteral
-  std::string name;                      // kName, kHas: attribute or property name
-  bool is_property = false;              // kName, kHas: inside a `where` predicate
-  uint32_t name_id = kUnbound;           // kName, kHas: bound per shard
-  CompareOp op = CompareOp::kEq;         // kCompare
-  std::vector<ExprKind> ops;             // kArith: kAdd, kSub, kMul or kDiv; children - 1
-  std::vector<Value> list;               // kIn, kNotIn: the literal items
+  Value literal;                          // kLiteral
+  std::string name;                       // kName, kHas: attribute or property name
+  bool is_property = false;               // kName, kHas: inside a `where` predicate
+  uint32_t name_id = kUnbound;            // kName, kHas: bound per shard
+  CompareOp op = CompareOp::kEq;          // kCompare
+  std::vector<ExprKind> ops;              // kArith: kAdd, kSub, kMul or kDiv; children - 1
+  std::vector<Value> list;                // kIn, kNotIn: the literal items
   std::shared_ptr<const re2::RE2> regex;  // kMatches: compiled, never null once checked
-  std::string pattern;                   // kMatches: the pattern as written
-  std::string segment;                   // kInSegment: the referenced segment id
-  uint32_t segment_slot = kUnbound;      // kInSegment: bound per shard
+  std::string pattern;                    // kMatches: the pattern as written
+  std::string segment;                    // kInSegment: the referenced segment id
+  uint32_t segment_slot = kUnbound;       // kInSegment: bound per shard
 
   AggregateFn fn = AggregateFn::kCount;  // kAggregate
   Selector selector;                     // kAggregate: the matched events

@@ -220,9 +220,10 @@ class Checker {
       int8_t sign, offset_child;
       if (NowForm(s, &sign, &offset_child)) {
         if (e.now_side >= 0) {
-          const Expr& now = s.kind == ExprKind::kNow       ? s
-                            : offset_child == kNowOffsetIsPrefix ? *s.children.back()
-                                                                 : *s.children[offset_child == 1 ? 0 : 1];
+          const Expr& now = s.kind == ExprKind::kNow ? s
+                            : offset_child == kNowOffsetIsPrefix
+                                ? *s.children.back()
+                                : *s.children[offset_child == 1 ? 0 : 1];
           Add(now.pos, "now() may appear on only one side of a comparison");
           continue;
         }

@@ -36,12 +36,16 @@ Direction NumberDirection(const Expr& e, std::string_view type) {
       if (!Selects(e.selector, type)) return {};
       switch (e.fn) {
         case AggregateFn::kCount:
-        case AggregateFn::kCountDistinct: return {Polarity::kUp, false};
+        case AggregateFn::kCountDistinct:
+          return {Polarity::kUp, false};
         case AggregateFn::kLast:
-        case AggregateFn::kMax: return {Polarity::kUp, true};
+        case AggregateFn::kMax:
+          return {Polarity::kUp, true};
         case AggregateFn::kFirst:
-        case AggregateFn::kMin: return {Polarity::kDown, true};
-        default: return {Polarity::kUnknown, true};
+        case AggregateFn::kMin:
+          return {Polarity::kDown, true};
+        default:
+          return {Polarity::kUnknown, true};
       }
     }
     case ExprKind::kAdd:
@@ -98,7 +102,8 @@ Polarity ComparePolarity(CompareOp op, Direction a, Direction b) {
 
 Polarity BoolPolarity(const Expr& e, std::string_view type) {
   switch (e.kind) {
-    case ExprKind::kNot: return Negate(BoolPolarity(*e.children[0], type));
+    case ExprKind::kNot:
+      return Negate(BoolPolarity(*e.children[0], type));
     case ExprKind::kAnd:
     case ExprKind::kOr: {
       Polarity p = Polarity::kNone;
@@ -118,7 +123,8 @@ Polarity BoolPolarity(const Expr& e, std::string_view type) {
     case ExprKind::kCompare:
       return ComparePolarity(e.op, NumberDirection(*e.children[0], type),
                              NumberDirection(*e.children[1], type));
-    default: return IsNone(e, type) ? Polarity::kNone : Polarity::kUnknown;
+    default:
+      return IsNone(e, type) ? Polarity::kNone : Polarity::kUnknown;
   }
 }
 
@@ -139,8 +145,6 @@ bool IsNone(const Expr& e, std::string_view type) {
 
 }  // namespace
 
-Polarity EventPolarity(const Expr& rule, std::string_view type) {
-  return BoolPolarity(rule, type);
-}
+Polarity EventPolarity(const Expr& rule, std::string_view type) { return BoolPolarity(rule, type); }
 
 }  // namespace segd

@@ -40,18 +40,19 @@ absl::Status RuleError(Position pos, std::string_view message) {
 absl::Status ValidateSegmentId(std::string_view id) {
   if (id.empty() || id.size() > kMaxSegmentIdBytes ||
       !std::all_of(id.begin(), id.end(), IsSegmentIdChar)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "segment id: must be 1-128 characters of [A-Za-z0-9_.-], got '", AsAbsl(id.substr(0, 140)), "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("segment id: must be 1-128 characters of [A-Za-z0-9_.-], got '",
+                     AsAbsl(id.substr(0, 140)), "'"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const SegmentDef>> SegmentCatalog::Prepare(
-    const SegmentSpec& spec, int64_t now) const {
+absl::StatusOr<std::shared_ptr<const SegmentDef>> SegmentCatalog::Prepare(const SegmentSpec& spec,
+                                                                          int64_t now) const {
   if (absl::Status s = ValidateSegmentId(spec.id); !s.ok()) return s;
   if (spec.description.size() > kMaxDescriptionBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("description: longer than ",
-                                                   kMaxDescriptionBytes, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("description: longer than ", kMaxDescriptionBytes, " bytes"));
   }
   absl::StatusOr<std::unique_ptr<Expr>> rule = ParseRule(spec.rule);
   if (!rule.ok()) return rule.status();
@@ -90,8 +91,8 @@ absl::StatusOr<std::shared_ptr<const SegmentDef>> SegmentCatalog::Prepare(
       return false;
     };
     if (reaches(ref)) {
-      return RuleError(pos, absl::StrCat("in_segment(\"", ref, "\") makes a cycle: ",
-                                         absl::StrJoin(path, " -> ")));
+      return RuleError(pos, absl::StrCat("in_segment(\"", ref,
+                                         "\") makes a cycle: ", absl::StrJoin(path, " -> ")));
     }
   }
 
@@ -103,8 +104,8 @@ absl::StatusOr<std::shared_ptr<const SegmentDef>> SegmentCatalog::Prepare(
       return absl::ResourceExhaustedError(
           absl::StrCat("segment limit reached: ", max_segments_, " segments (--max-segments)"));
     }
-    def->slot = static_cast<uint32_t>(
-        std::find(slot_used_.begin(), slot_used_.end(), false) - slot_used_.begin());
+    def->slot = static_cast<uint32_t>(std::find(slot_used_.begin(), slot_used_.end(), false) -
+                                      slot_used_.begin());
   }
   def->rule = std::move(*rule);
   return std::shared_ptr<const SegmentDef>(std::move(def));
@@ -119,7 +120,8 @@ std::shared_ptr<const SegmentDef> SegmentCatalog::Commit(std::shared_ptr<const S
 }
 
 absl::Status SegmentCatalog::CheckDelete(std::string_view id) const {
-  if (!by_id_.contains(id)) return absl::NotFoundError(absl::StrCat("segment '", AsAbsl(id), "' not found"));
+  if (!by_id_.contains(id))
+    return absl::NotFoundError(absl::StrCat("segment '", AsAbsl(id), "' not found"));
   std::vector<std::string> users;
   for (const auto& [other, def] : by_id_) {
     if (def->info.segments.contains(std::string(id))) users.push_back(other);

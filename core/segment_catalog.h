@@ -61,7 +61,7 @@ class SegmentCatalog {
   // Checks `spec` as a create-or-replace would be: id syntax, rule, references to
   // existing segments, no cycle, the segment limit. Does not change the catalog.
   absl::StatusOr<std::shared_ptr<const SegmentDef>> Prepare(const SegmentSpec& spec,
-                                                           int64_t now) const;
+                                                            int64_t now) const;
   // Installs a prepared definition (create or replace) and returns it.
   std::shared_ptr<const SegmentDef> Commit(std::shared_ptr<const SegmentDef> def);
   // FAILED_PRECONDITION if another segment references `id`; NOT_FOUND if absent.

@@ -37,9 +37,7 @@ ProfileStore::LoadParts PartsRead(const RuleInfo& info) {
 class Shard::ProfileMembership final : public MembershipSource {
  public:
   ProfileMembership(const Shard& shard, Slot p) : shard_(shard), p_(p) {}
-  bool IsMember(uint32_t segment_slot) const override {
-    return shard_.IsMember(segment_slot, p_);
-  }
+  bool IsMember(uint32_t segment_slot) const override { return shard_.IsMember(segment_slot, p_); }
 
  private:
   const Shard& shard_;
@@ -224,7 +222,9 @@ void Shard::Bind(Expr& rule, const SegmentCatalog& catalog, bool intern) {
   VisitExprs(rule, [&](Expr& e) {
     switch (e.kind) {
       case ExprKind::kName:
-      case ExprKind::kHas: e.name_id = id(e.name); break;
+      case ExprKind::kHas:
+        e.name_id = id(e.name);
+        break;
       case ExprKind::kInSegment: {
         std::shared_ptr<const SegmentDef> ref = catalog.Find(e.segment);
         e.segment_slot = ref != nullptr ? ref->slot : kUnbound;
@@ -237,7 +237,8 @@ void Shard::Bind(Expr& rule, const SegmentCatalog& catalog, bool intern) {
       case ExprKind::kSequence:
         for (Selector& s : e.steps) bind_selector(s);
         break;
-      default: break;
+      default:
+        break;
     }
   });
 }

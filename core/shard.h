@@ -38,7 +38,7 @@ struct ShardStats {
   uint64_t events = 0;
   uint64_t updates_applied = 0;
   uint64_t changes_emitted = 0;
-  uint64_t evaluations = 0;  // rule evaluations of stored segments, all causes
+  uint64_t evaluations = 0;          // rule evaluations of stored segments, all causes
   uint64_t evaluations_skipped = 0;  // marked, but monotone in what the update added
   uint64_t memory_bytes = 0;
   int64_t now = 0;

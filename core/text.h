@@ -13,7 +13,9 @@ namespace segd {
 // Debian's Abseil is built with its own absl::string_view (ABSL_OPTION_USE_STD_STRING_VIEW
 // is 0), so absl::StrCat and absl's heterogeneous lookup do not take std::string_view.
 // segd's interfaces use std::string_view; these adapt it where it meets Abseil.
-inline absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view AsAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 struct StringHash {
   using is_transparent = void;

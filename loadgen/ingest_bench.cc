@@ -3,14 +3,14 @@
 // standard profiles through Ingest.Replay, puts the 20 standard segments, then streams
 // the standard update mix over several Ingest.Stream calls at full speed and reports
 // updates/s and ack latency.
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -78,7 +78,8 @@ void Preload(v1::Ingest::Stub& ingest, v1::Segments::Stub& segments, uint64_t n,
     put.mutable_segment()->set_rule(spec.rule);
     v1::PutSegmentResponse response;
     const grpc::Status s = segments.PutSegment(&put_ctx, put, &response);
-    if (!s.ok()) std::fprintf(stderr, "segment %s: %s\n", spec.id.c_str(), s.error_message().c_str());
+    if (!s.ok())
+      std::fprintf(stderr, "segment %s: %s\n", spec.id.c_str(), s.error_message().c_str());
   }
 }
 
@@ -143,7 +144,8 @@ int Main() {
   }
   auto ingest = v1::Ingest::NewStub(channel);
   auto segments = v1::Segments::NewStub(channel);
-  if (absl::GetFlag(FLAGS_preload)) Preload(*ingest, *segments, profiles, absl::GetFlag(FLAGS_seed));
+  if (absl::GetFlag(FLAGS_preload))
+    Preload(*ingest, *segments, profiles, absl::GetFlag(FLAGS_seed));
 
   const int streams = absl::GetFlag(FLAGS_streams);
   std::vector<std::vector<v1::UpdateBatch>> batches(streams);
@@ -184,8 +186,9 @@ int Main() {
   }
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double p) {
-    return latencies.empty() ? 0.0 : latencies[std::min(latencies.size() - 1,
-                                                         static_cast<size_t>(p * latencies.size()))];
+    return latencies.empty() ? 0.0
+                             : latencies[std::min(latencies.size() - 1,
+                                                  static_cast<size_t>(p * latencies.size()))];
   };
   std::printf("%-28s %14s\n", "figure", "value");
   std::printf("%-28s %14s\n", "ingest, updates/s", absl::StrFormat("%.0f", updates / took).c_str());

@@ -15,7 +15,8 @@ class AdminService final : public v1::Admin::CallbackService {
                                     const v1::SetTimeRequest* request,
                                     v1::SetTimeResponse* response) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx,
-                                     const v1::GetStatsRequest* request, v1::Stats* response) override;
+                                     const v1::GetStatsRequest* request,
+                                     v1::Stats* response) override;
 
  private:
   ServiceEnv& env_;

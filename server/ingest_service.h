@@ -5,10 +5,10 @@
 #include <string_view>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/engine.h"
-#include "absl/container/flat_hash_set.h"
 #include "segd/v1/segd.grpc.pb.h"
 #include "server/service_env.h"
 

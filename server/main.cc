@@ -2,10 +2,10 @@
 // SIGINT, then drains.
 #include <pthread.h>
 
-#include <csignal>
-#include <cstring>
-#include <cstdlib>
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,11 +20,14 @@
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:7070", "host:port to serve gRPC on (port 0: any free port)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7070",
+          "host:port to serve gRPC on (port 0: any free port)");
 ABSL_FLAG(int, shards, 0, "engine shards, one thread each (0: one per core)");
-ABSL_FLAG(std::string, clock, "system",
-          "'system' (wall clock) or 'manual' (starts at --start-time, moves only by Admin.SetTime)");
-ABSL_FLAG(int64_t, start_time, -1, "with --clock=manual: the start time in ms since the epoch (-1: now)");
+ABSL_FLAG(
+    std::string, clock, "system",
+    "'system' (wall clock) or 'manual' (starts at --start-time, moves only by Admin.SetTime)");
+ABSL_FLAG(int64_t, start_time, -1,
+          "with --clock=manual: the start time in ms since the epoch (-1: now)");
 ABSL_FLAG(std::string, retention, "90d",
           "events at or before now - retention stop counting and are dropped (e.g. 90d, 12h)");
 ABSL_FLAG(int, max_events, 1024, "events kept per profile; past it the oldest are dropped");
@@ -96,8 +99,10 @@ int main(int argc, char** argv) {
   options.engine.max_future_ms = DurationFlag("max-future", absl::GetFlag(FLAGS_max_future));
   if (absl::GetFlag(FLAGS_max_events) < 1) Die("--max-events: must be at least 1");
   options.engine.max_events = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_events));
-  if (absl::GetFlag(FLAGS_change_log_capacity) < 1) Die("--change-log-capacity: must be at least 1");
-  options.engine.change_log_capacity = static_cast<uint64_t>(absl::GetFlag(FLAGS_change_log_capacity));
+  if (absl::GetFlag(FLAGS_change_log_capacity) < 1)
+    Die("--change-log-capacity: must be at least 1");
+  options.engine.change_log_capacity =
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_change_log_capacity));
   if (absl::GetFlag(FLAGS_max_segments) < 1) Die("--max-segments: must be at least 1");
   options.engine.max_segments = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_segments));
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
@@ -114,7 +119,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<segd::server::Server>> server = segd::server::Server::Start(options);
+  absl::StatusOr<std::unique_ptr<segd::server::Server>> server =
+      segd::server::Server::Start(options);
   if (!server.ok()) Die(std::string(server.status().message()));
   spdlog::info(
       "segd started: version={} listen={} port={} shards={} clock={} retention_ms={} "

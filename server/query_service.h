@@ -13,11 +13,12 @@ class QueryService final : public v1::Query::CallbackService {
   grpc::ServerUnaryReactor* GetProfile(grpc::CallbackServerContext* ctx,
                                        const v1::GetProfileRequest* request,
                                        v1::Profile* response) override;
-  grpc::ServerWriteReactor<v1::MemberBatch>* ListMembers(grpc::CallbackServerContext* ctx,
-                                                         const v1::ListMembersRequest* request) override;
+  grpc::ServerWriteReactor<v1::MemberBatch>* ListMembers(
+      grpc::CallbackServerContext* ctx, const v1::ListMembersRequest* request) override;
   grpc::ServerUnaryReactor* Count(grpc::CallbackServerContext* ctx, const v1::CountRequest* request,
                                   v1::CountResponse* response) override;
-  grpc::ServerUnaryReactor* Funnel(grpc::CallbackServerContext* ctx, const v1::FunnelRequest* request,
+  grpc::ServerUnaryReactor* Funnel(grpc::CallbackServerContext* ctx,
+                                   const v1::FunnelRequest* request,
                                    v1::FunnelResponse* response) override;
   grpc::ServerUnaryReactor* Explain(grpc::CallbackServerContext* ctx,
                                     const v1::ExplainRequest* request,

@@ -61,7 +61,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   s->executor_ = std::make_unique<ThreadedExecutor>(shards);
   s->engine_ = std::make_unique<Engine>(options.engine, shards, *s->clock_, s->executor_.get());
-  s->env_ = std::make_unique<ServiceEnv>(*s->engine_, options.manual_clock, options.max_message_bytes);
+  s->env_ =
+      std::make_unique<ServiceEnv>(*s->engine_, options.manual_clock, options.max_message_bytes);
   s->ingest_ = std::make_unique<IngestService>(*s->env_);
   s->segments_ = std::make_unique<SegmentsService>(*s->env_);
   s->changes_ = std::make_unique<ChangesService>(*s->env_);

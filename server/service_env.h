@@ -1,10 +1,10 @@
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
+
+#include <atomic>
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "core/engine.h"

@@ -1,6 +1,5 @@
 #include "core/change_log.h"
 
-
 #include <catch2/catch.hpp>
 
 #include "core/cursor.h"
@@ -9,7 +8,8 @@ namespace segd {
 namespace {
 
 Change MakeChange(int i) {
-  return Change{"k" + std::to_string(i), i % 2 ? "odd" : "even", ChangeKind::kEnter, i, Cause::kUpdate};
+  return Change{"k" + std::to_string(i), i % 2 ? "odd" : "even", ChangeKind::kEnter, i,
+                Cause::kUpdate};
 }
 
 TEST_CASE("ChangeLog reads on from any held position", "[core][changes]") {

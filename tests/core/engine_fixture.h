@@ -1,10 +1,9 @@
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "core/engine.h"
 
@@ -16,7 +15,8 @@ inline constexpr int64_t kMinute = 60 * kSecond;
 inline constexpr int64_t kHour = 60 * kMinute;
 inline constexpr int64_t kDay = 24 * kHour;
 
-inline Event MakeEvent(std::string type, int64_t time, NamedValues props = {}, std::string id = "") {
+inline Event MakeEvent(std::string type, int64_t time, NamedValues props = {},
+                       std::string id = "") {
   return Event{std::move(type), time, std::move(id), std::move(props)};
 }
 

@@ -1,7 +1,6 @@
 #include <algorithm>
-#include <set>
-
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "tests/core/engine_fixture.h"
 
@@ -311,8 +310,7 @@ TEST_CASE_METHOD(EngineFixture, "Time flips cascade to in_segment dependents and
   CHECK(changes[1].time == kT0 - kHour + kDay);
 }
 
-TEST_CASE_METHOD(EngineFixture, "now() inside a where predicate flips on time",
-                 "[core][time]") {
+TEST_CASE_METHOD(EngineFixture, "now() inside a where predicate flips on time", "[core][time]") {
   Put("has_valid_coupon", "did(coupon where expires > now())");
   AddEvent("p", MakeEvent("coupon", kT0, {{"expires", Value::Int(kT0 + 5 * kHour)}}));
   CHECK(IsMember("p", "has_valid_coupon"));
@@ -481,7 +479,8 @@ TEST_CASE_METHOD(EngineFixture, "Funnel counts each step's prefix", "[core][quer
   auto events = [&](const std::string& key, std::vector<std::pair<std::string, int64_t>> evs) {
     ProfileUpdate u;
     u.key = key;
-    for (auto& [t, at] : evs) u.events.push_back(MakeEvent(t, at, {{"price", Value::Int(at % 100)}}));
+    for (auto& [t, at] : evs)
+      u.events.push_back(MakeEvent(t, at, {{"price", Value::Int(at % 100)}}));
     Apply(u);
   };
   events("a", {{"view", kT0 - 50}, {"cart", kT0 - 40}, {"buy", kT0 - 30}});

@@ -26,7 +26,8 @@ class SemanticsFixture : public EngineFixture {
   }
 };
 
-TEST_CASE_METHOD(SemanticsFixture, "A comparison with a missing operand is false for every operator",
+TEST_CASE_METHOD(SemanticsFixture,
+                 "A comparison with a missing operand is false for every operator",
                  "[core][semantics]") {
   for (const char* op : {"=", "!=", "<", "<=", ">", ">="}) {
     INFO(op);
@@ -76,13 +77,13 @@ TEST_CASE_METHOD(SemanticsFixture, "Strings compare bytewise with all six operat
   CHECK(Holds("p", "country > \"DE\""));
   CHECK(Holds("p", "country >= \"DK\""));
   CHECK(Holds("p", "\"a\" < \"b\""));
-  CHECK(Holds("p", "\"Z\" < \"a\""));       // bytewise, not case-folded
+  CHECK(Holds("p", "\"Z\" < \"a\""));        // bytewise, not case-folded
   CHECK(Holds("p", "\"z\" < \"\\u00e9\""));  // é (0xC3 0xA9) sorts after every ASCII byte
   CHECK(Holds("p", "name = \"Zo\\u00eb\""));
 }
 
-TEST_CASE_METHOD(SemanticsFixture, "Bools and lists compare only with = and !=",
-                 "[core][semantics]") {
+TEST_CASE_METHOD(SemanticsFixture,
+                 "Bools and lists compare only with = and !=", "[core][semantics]") {
   CHECK(Holds("p", "vip = true"));
   CHECK(Holds("p", "vip != off"));
   CHECK_FALSE(Holds("p", "off < vip"));
@@ -149,10 +150,10 @@ TEST_CASE_METHOD(SemanticsFixture, "Arithmetic kinds, overflow and division", "[
   CHECK(Holds("p", "-age = -42"));
   CHECK(Holds("p", "2 + 3 * 4 = 14"));
   CHECK(Holds("p", "(2 + 3) * 4 = 20"));
-  CHECK(Holds("p", "10 - 3 - 2 = 5"));                 // left to right
+  CHECK(Holds("p", "10 - 3 - 2 = 5"));  // left to right
   CHECK(Holds("p", "100 / 10 / 5 = 2"));
   CHECK(Holds("p", "2 * 3 - 4 / 2 + 1 = 5"));
-  CHECK_FALSE(Holds("p", "big + 1 - 1 = big"));        // overflow on the way is missing
+  CHECK_FALSE(Holds("p", "big + 1 - 1 = big"));  // overflow on the way is missing
   CHECK(Holds("p", "big - 1 + 1 = big"));
   CHECK(Holds("p", "signup_at + 2d + 2d > now()"));
   CHECK_FALSE(Holds("p", "signup_at + 1d + 1d > now()"));
@@ -201,8 +202,7 @@ TEST_CASE_METHOD(EngineFixture, "Event selectors: count, did, first, last and wh
   CHECK(Holds("p", "last(view) > now() - 1h"));
 }
 
-TEST_CASE_METHOD(EngineFixture, "Future-dated events count in every window",
-                 "[core][semantics]") {
+TEST_CASE_METHOD(EngineFixture, "Future-dated events count in every window", "[core][semantics]") {
   AddEvent("p", MakeEvent("view", kT0 + kHour));
   CHECK(Holds("p", "did(view within 1ms)"));
   CHECK(Holds("p", "count(view within 1d) = 1"));
@@ -211,30 +211,31 @@ TEST_CASE_METHOD(EngineFixture, "Future-dated events count in every window",
 TEST_CASE_METHOD(EngineFixture, "sum, avg, min, max and count_distinct", "[core][semantics]") {
   ProfileUpdate u;
   u.key = "p";
-  u.events = {MakeEvent("buy", kT0 - 5, {{"amount", Value::Int(10)}, {"sku", Value::String("a")}}),
-              MakeEvent("buy", kT0 - 4, {{"amount", Value::Int(20)}, {"sku", Value::String("b")}}),
-              MakeEvent("buy", kT0 - 3, {{"amount", Value::String("x")}, {"sku", Value::String("a")}}),
-              MakeEvent("buy", kT0 - 2, {{"sku", Value::Int(1)}}),
-              MakeEvent("buy", kT0 - 1, {{"sku", Value::Float(1.0)}}),
-              MakeEvent("tip", kT0 - 1, {{"amount", Value::Float(2.5)}, {"n", Value::Int(INT64_MAX)}}),
-              MakeEvent("tip", kT0, {{"amount", Value::Int(5)}, {"n", Value::Int(1)}})};
+  u.events = {
+      MakeEvent("buy", kT0 - 5, {{"amount", Value::Int(10)}, {"sku", Value::String("a")}}),
+      MakeEvent("buy", kT0 - 4, {{"amount", Value::Int(20)}, {"sku", Value::String("b")}}),
+      MakeEvent("buy", kT0 - 3, {{"amount", Value::String("x")}, {"sku", Value::String("a")}}),
+      MakeEvent("buy", kT0 - 2, {{"sku", Value::Int(1)}}),
+      MakeEvent("buy", kT0 - 1, {{"sku", Value::Float(1.0)}}),
+      MakeEvent("tip", kT0 - 1, {{"amount", Value::Float(2.5)}, {"n", Value::Int(INT64_MAX)}}),
+      MakeEvent("tip", kT0, {{"amount", Value::Int(5)}, {"n", Value::Int(1)}})};
   Apply(u);
-  CHECK(Holds("p", "sum(buy.amount) = 30"));                 // ints stay int, non-numbers skipped
+  CHECK(Holds("p", "sum(buy.amount) = 30"));  // ints stay int, non-numbers skipped
   CHECK(Holds("p", "sum(buy.amount) + 0 = 30"));
   CHECK(Holds("p", "sum(buy.amount) / 1 = 30.0"));
-  CHECK(Holds("p", "sum(tip.amount) = 7.5"));                // with a float: a float
-  CHECK(Holds("p", "sum(nothing.amount) = 0"));              // 0 if none
-  CHECK_FALSE(Holds("p", "sum(tip.n) > 0"));                 // int overflow: missing
+  CHECK(Holds("p", "sum(tip.amount) = 7.5"));    // with a float: a float
+  CHECK(Holds("p", "sum(nothing.amount) = 0"));  // 0 if none
+  CHECK_FALSE(Holds("p", "sum(tip.n) > 0"));     // int overflow: missing
   CHECK_FALSE(Holds("p", "sum(tip.n) <= 0"));
   CHECK(Holds("p", "avg(buy.amount) = 15.0"));
-  CHECK_FALSE(Holds("p", "avg(nothing.amount) >= 0"));       // missing if none
+  CHECK_FALSE(Holds("p", "avg(nothing.amount) >= 0"));  // missing if none
   CHECK(Holds("p", "min(buy.amount) = 10"));
   CHECK(Holds("p", "max(buy.amount where sku = \"a\") = 10"));
   CHECK(Holds("p", "min(tip.amount) = 2.5"));
   CHECK(Holds("p", "max(tip.amount) = 5"));
   CHECK_FALSE(Holds("p", "min(nothing.amount) >= 0"));
-  CHECK(Holds("p", "count_distinct(buy.sku) = 3"));          // "a", "b", and 1 = 1.0 once
-  CHECK(Holds("p", "count_distinct(buy.amount) = 3"));       // 10, 20, "x"
+  CHECK(Holds("p", "count_distinct(buy.sku) = 3"));     // "a", "b", and 1 = 1.0 once
+  CHECK(Holds("p", "count_distinct(buy.amount) = 3"));  // 10, 20, "x"
   CHECK(Holds("p", "count_distinct(buy.sku within 4ms) = 2"));
   CHECK(Holds("p", "count_distinct(nothing.sku) = 0"));
 }
@@ -294,8 +295,7 @@ TEST_CASE_METHOD(EngineFixture, "Duplicate event ids of one type are ignored",
   CHECK(Holds("p", "count(ship) = 1"));
 }
 
-TEST_CASE_METHOD(EngineFixture, "in_segment follows the referenced segment",
-                 "[core][semantics]") {
+TEST_CASE_METHOD(EngineFixture, "in_segment follows the referenced segment", "[core][semantics]") {
   Put("adult", "age >= 18");
   Put("adult_dk", "in_segment(\"adult\") and country = \"DK\"");
   Set("p", {{"age", Value::Int(30)}, {"country", Value::String("DK")}});
@@ -326,7 +326,8 @@ TEST_CASE_METHOD(EngineFixture, "count_distinct counts many distinct values exac
   ProfileUpdate u;
   u.key = "p";
   for (int i = 0; i < 40; ++i) {  // 20 distinct strings, 10 distinct numbers, 1 = 1.0
-    u.events.push_back(MakeEvent("e", kT0 - 100 + i, {{"v", Value::String("s" + std::to_string(i % 20))}}));
+    u.events.push_back(
+        MakeEvent("e", kT0 - 100 + i, {{"v", Value::String("s" + std::to_string(i % 20))}}));
     u.events.push_back(MakeEvent("e", kT0 - 100 + i, {{"v", Value::Int(i % 10)}}));
   }
   u.events.push_back(MakeEvent("e", kT0, {{"v", Value::Float(1.0)}}));

@@ -1,13 +1,12 @@
 #include "core/profile_codec.h"
 
 #include <bit>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 namespace segd::codec {
 namespace {
@@ -16,8 +15,15 @@ const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8
 
 TEST_CASE("ProfileCodec varints decode the same on the fast and the byte-wise path",
           "[core][codec]") {
-  std::vector<uint64_t> values = {0, 1, 127, 128, 16383, 16384, (uint64_t{1} << 56) - 1,
-                                  uint64_t{1} << 56, std::numeric_limits<uint64_t>::max()};
+  std::vector<uint64_t> values = {0,
+                                  1,
+                                  127,
+                                  128,
+                                  16383,
+                                  16384,
+                                  (uint64_t{1} << 56) - 1,
+                                  uint64_t{1} << 56,
+                                  std::numeric_limits<uint64_t>::max()};
   for (int shift = 0; shift < 64; ++shift) {
     values.push_back(uint64_t{1} << shift);
     values.push_back((uint64_t{1} << shift) - 1);
@@ -43,8 +49,20 @@ TEST_CASE("ProfileCodec varints decode the same on the fast and the byte-wise pa
 TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[core][codec]") {
   ValueDictionary dict;
   Interner names;
-  const std::vector<double> floats = {0.0, -0.0, 1.0, -1.0, 19.99, 0.1, 0.001, 123.456,
-                                      -2.5, 1e15, 1e300, -1e-300, 5e-324, 3.141592653589793,
+  const std::vector<double> floats = {0.0,
+                                      -0.0,
+                                      1.0,
+                                      -1.0,
+                                      19.99,
+                                      0.1,
+                                      0.001,
+                                      123.456,
+                                      -2.5,
+                                      1e15,
+                                      1e300,
+                                      -1e-300,
+                                      5e-324,
+                                      3.141592653589793,
                                       std::numeric_limits<double>::max()};
   for (double d : floats) {
     std::string out;
@@ -68,10 +86,10 @@ TEST_CASE("ProfileCodec interns a value once it is seen twice under a name", "[c
   const std::optional<uint32_t> id = dict.IdFor(1, "DK");
   REQUIRE(id.has_value());
   REQUIRE(dict.strings().Get(*id) == "DK");
-  REQUIRE(dict.IdFor(2, "DK") == id);               // interned values serve every name
-  REQUIRE_FALSE(dict.IdFor(1, "x").has_value());    // too short to gain from an id
+  REQUIRE(dict.IdFor(2, "DK") == id);             // interned values serve every name
+  REQUIRE_FALSE(dict.IdFor(1, "x").has_value());  // too short to gain from an id
   REQUIRE_FALSE(dict.IdFor(1, "x").has_value());
-  for (int i = 0; i < 1000; ++i) {                  // values seen once stay out
+  for (int i = 0; i < 1000; ++i) {  // values seen once stay out
     REQUIRE_FALSE(dict.IdFor(1, "unique" + std::to_string(i)).has_value());
   }
   REQUIRE(dict.strings().size() == 1);

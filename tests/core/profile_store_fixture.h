@@ -1,11 +1,10 @@
 #pragma once
 
 // Helpers shared by the ProfileStore tests.
+#include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "core/profile_store.h"
 
@@ -70,6 +69,5 @@ inline std::vector<std::string> Names(const ProfileStore& store, const std::vect
 }
 
 // ---- Value kinds ----
-
 
 }  // namespace segd::store_testing

@@ -1,6 +1,5 @@
-#include "core/profile_store.h"
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,8 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
-
+#include "core/profile_store.h"
 #include "tests/core/profile_store_fixture.h"
 
 namespace segd {
@@ -57,9 +55,9 @@ class Model {
     for (Event e : u.events) {
       if (e.time == 0) e.time = now;
       if (e.time <= now - o_.retention_ms) continue;
-      bool dup = !e.id.empty() && std::any_of(p.events.begin(), p.events.end(), [&](const Event& x) {
-        return x.type == e.type && x.id == e.id;
-      });
+      bool dup = !e.id.empty() &&
+                 std::any_of(p.events.begin(), p.events.end(),
+                             [&](const Event& x) { return x.type == e.type && x.id == e.id; });
       if (dup) continue;
       std::map<std::string, Value> props;
       for (const auto& [n, v] : e.properties) props[n] = v;
@@ -106,17 +104,27 @@ class RandomUpdates {
   }
   std::string String() {
     switch (Below(4)) {
-      case 0: return std::string(Below(3), 'x');
-      case 1: return "v" + std::to_string(Below(5));
-      case 2: return "unique-" + std::to_string(counter_++);
-      default: return "ünï" + std::to_string(Below(50));
+      case 0:
+        return std::string(Below(3), 'x');
+      case 1:
+        return "v" + std::to_string(Below(5));
+      case 2:
+        return "unique-" + std::to_string(counter_++);
+      default:
+        return "ünï" + std::to_string(Below(50));
     }
   }
   Value Scalar() {
     switch (Below(6)) {
-      case 0: return Value::String(String());
+      case 0:
+        return Value::String(String());
       case 1: {
-        static const int64_t kInts[] = {0, 1, -1, 127, 128, -1000000,
+        static const int64_t kInts[] = {0,
+                                        1,
+                                        -1,
+                                        127,
+                                        128,
+                                        -1000000,
                                         std::numeric_limits<int64_t>::max(),
                                         std::numeric_limits<int64_t>::min()};
         return Value::Int(OneIn(2) ? kInts[Below(8)] : static_cast<int64_t>(rng_()));
@@ -126,8 +134,10 @@ class RandomUpdates {
         return Value::Float(OneIn(2) ? kFloats[Below(7)]
                                      : std::uniform_real_distribution<double>(-1e6, 1e6)(rng_));
       }
-      case 3: return Value::Bool(OneIn(2));
-      default: return Value::Time(static_cast<int64_t>(rng_() >> 20) - 1000);
+      case 3:
+        return Value::Bool(OneIn(2));
+      default:
+        return Value::Time(static_cast<int64_t>(rng_() >> 20) - 1000);
     }
   }
   Value AnyValue() {
@@ -160,10 +170,17 @@ class RandomUpdates {
       e.type = kTypes[Below(4)];
       // Mostly recent; some late, some at now, some past retention.
       switch (Below(5)) {
-        case 0: e.time = 0; break;
-        case 1: e.time = now - static_cast<int64_t>(Below(30)) * kDay; break;
-        case 2: e.time = now - static_cast<int64_t>(Below(1000)); break;
-        default: e.time = now - static_cast<int64_t>(Below(3600'000));
+        case 0:
+          e.time = 0;
+          break;
+        case 1:
+          e.time = now - static_cast<int64_t>(Below(30)) * kDay;
+          break;
+        case 2:
+          e.time = now - static_cast<int64_t>(Below(1000));
+          break;
+        default:
+          e.time = now - static_cast<int64_t>(Below(3600'000));
       }
       if (OneIn(3)) e.id = "id" + std::to_string(Below(6));
       for (size_t k = Below(4); k > 0; --k) e.properties.emplace_back(Name(), Scalar());
@@ -266,11 +283,13 @@ ProfileData BenchmarkProfile(uint64_t n, int64_t now, std::mt19937_64& rng) {
                             {{"sku", Value::String("sku" + std::to_string(below(5000)))},
                              {"price", Value::Float(static_cast<double>(below(50000)) / 100)}}));
     } else if (kind < 90) {
-      p.events.push_back(Ev("purchase", t, "",
-                            {{"order_id", Value::String("o" + std::to_string(rng() % 100000000))},
-                             {"amount", Value::Float(5 + static_cast<double>(below(49500)) / 100)}}));
+      p.events.push_back(
+          Ev("purchase", t, "",
+             {{"order_id", Value::String("o" + std::to_string(rng() % 100000000))},
+              {"amount", Value::Float(5 + static_cast<double>(below(49500)) / 100)}}));
     } else if (kind < 97) {
-      p.events.push_back(Ev("login", t, "", {{"method", Value::String(below(2) ? "password" : "sso")}}));
+      p.events.push_back(
+          Ev("login", t, "", {{"method", Value::String(below(2) ? "password" : "sso")}}));
     } else {
       p.events.push_back(Ev("email_click", t, "",
                             {{"campaign", Value::String("camp" + std::to_string(below(20)))}}));
@@ -328,9 +347,10 @@ TEST_CASE("ProfileStore memory and speed on benchmark-like profiles", "[core][st
   }
   const double apply_ns =
       std::chrono::duration<double, std::nano>(Clock::now() - start).count() / kProfiles;
-  std::printf("ProfileStore: Load %.0f ns/profile, Apply (one event) %.0f ns/update; "
-              "%.1f bytes/profile after\n",
-              load_ns, apply_ns, static_cast<double>(store.MemoryBytes()) / kProfiles);
+  std::printf(
+      "ProfileStore: Load %.0f ns/profile, Apply (one event) %.0f ns/update; "
+      "%.1f bytes/profile after\n",
+      load_ns, apply_ns, static_cast<double>(store.MemoryBytes()) / kProfiles);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "core/profile_store.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,8 +11,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "tests/core/profile_store_fixture.h"
 
@@ -80,9 +79,9 @@ TEST_CASE("ProfileStore reads back event ids and properties of every scalar kind
   REQUIRE(e.type == "purchase");
   REQUIRE(e.time == kNow - 10);
   REQUIRE(e.id == "o-1");
-  NamedValues want = {{"amount", Value::Float(12.5)},  {"at", Value::Time(kNow - 100)},
-                      {"gift", Value::Bool(true)},     {"note", Value::String("ßüñ")},
-                      {"qty", Value::Int(4)},          {"sku", Value::String("SKU-1")}};
+  NamedValues want = {{"amount", Value::Float(12.5)}, {"at", Value::Time(kNow - 100)},
+                      {"gift", Value::Bool(true)},    {"note", Value::String("ßüñ")},
+                      {"qty", Value::Int(4)},         {"sku", Value::String("SKU-1")}};
   REQUIRE(e.properties == want);
   REQUIRE(p.events[1] == Ev("login", kNow));
 }
@@ -324,18 +323,17 @@ TEST_CASE("ProfileStore creates an empty profile from an update with no operatio
 
 // ---- Events ----
 
-TEST_CASE("ProfileStore ignores an event whose (type, id) is already retained",
-          "[core][store]") {
+TEST_CASE("ProfileStore ignores an event whose (type, id) is already retained", "[core][store]") {
   ProfileStore store(Options());
   ProfileUpdate u = Upd("k");
   u.events = {Ev("purchase", kNow - 100, "o1")};
   MustApply(store, u);
 
-  u.events = {Ev("purchase", kNow - 50, "o1"),   // duplicate of a stored event
-              Ev("purchase", kNow - 40, "o2"),   // new
-              Ev("purchase", kNow - 30, "o2"),   // duplicate of the one just added
-              Ev("refund", kNow - 20, "o1"),     // other type, same id: not a duplicate
-              Ev("purchase", kNow - 10),         // no id: never a duplicate
+  u.events = {Ev("purchase", kNow - 50, "o1"),  // duplicate of a stored event
+              Ev("purchase", kNow - 40, "o2"),  // new
+              Ev("purchase", kNow - 30, "o2"),  // duplicate of the one just added
+              Ev("refund", kNow - 20, "o1"),    // other type, same id: not a duplicate
+              Ev("purchase", kNow - 10),        // no id: never a duplicate
               Ev("purchase", kNow - 10)};
   AppliedUpdate r = MustApply(store, u);
   REQUIRE(r.events_added == 4);
@@ -395,11 +393,11 @@ TEST_CASE("ProfileStore places late events in history order, after ties", "[core
   ProfileUpdate u = Upd("k");
   u.events = {Ev("a", kNow - 300, "1"), Ev("a", kNow - 100, "2")};
   MustApply(store, u);
-  u.events = {Ev("a", kNow - 200, "3"),   // between
-              Ev("a", kNow - 100, "4"),   // ties go after existing events
-              Ev("a", kNow - 400, "5"),   // before all
-              Ev("a", kNow - 300, "6"),   // tie with the first
-              Ev("a", kNow, "7")};        // at the end
+  u.events = {Ev("a", kNow - 200, "3"),  // between
+              Ev("a", kNow - 100, "4"),  // ties go after existing events
+              Ev("a", kNow - 400, "5"),  // before all
+              Ev("a", kNow - 300, "6"),  // tie with the first
+              Ev("a", kNow, "7")};       // at the end
   MustApply(store, u);
   ProfileData p = ReadKey(store, "k");
   REQUIRE(Ids(p) == std::vector<std::string>{"5", "1", "6", "3", "2", "4", "7"});
@@ -460,10 +458,10 @@ TEST_CASE("ProfileStore replaces a whole profile", "[core][store]") {
   p.events = {Ev("b", kNow - 20, "i1"),
               Ev("a", kNow - 30),
               Ev("dup", kNow - 25, "d"),
-              Ev("dup", kNow - 24, "d"),      // duplicate (type, id): ignored
-              Ev("old", kNow - 11 * kDay),    // past retention: dropped
-              Ev("c", 0),                     // now
-              Ev("a", kNow - 30, "tie")};     // same time: keeps its order
+              Ev("dup", kNow - 24, "d"),    // duplicate (type, id): ignored
+              Ev("old", kNow - 11 * kDay),  // past retention: dropped
+              Ev("c", 0),                   // now
+              Ev("a", kNow - 30, "tie")};   // same time: keeps its order
   p.segments = {"ignored"};
   absl::StatusOr<AppliedUpdate> r = store.Replace(p, kNow);
   REQUIRE(r.ok());
@@ -555,8 +553,7 @@ TEST_CASE("ProfileStore finds many keys across slot chunks", "[core][store]") {
 
 // ---- Interning ----
 
-TEST_CASE("ProfileStore's value interning does not change what is read back",
-          "[core][store]") {
+TEST_CASE("ProfileStore's value interning does not change what is read back", "[core][store]") {
   ProfileStore store(Options());
   // Far more distinct values under one name than it interns, plus shared values.
   for (int i = 0; i < 6000; ++i) {
@@ -564,8 +561,9 @@ TEST_CASE("ProfileStore's value interning does not change what is read back",
     u.set = {{"email", Value::String("user" + std::to_string(i) + "@example.com")},
              {"country", Value::String(i % 2 ? "DK" : "SE")},
              {"tags", Value::List({"t" + std::to_string(i), "vip", "x"})}};
-    u.events = {Ev("view", kNow, "", {{"url", Value::String("/p/" + std::to_string(i))},
-                                      {"country", Value::String("DK")}})};
+    u.events = {
+        Ev("view", kNow, "",
+           {{"url", Value::String("/p/" + std::to_string(i))}, {"country", Value::String("DK")}})};
     MustApply(store, u);
   }
   for (int i = 0; i < 6000; i += 97) {
@@ -595,18 +593,18 @@ TEST_CASE("ProfileStore reports only the attributes an update changed", "[core][
   REQUIRE(Names(store, r.attributes) == std::vector<std::string>{"a", "b", "f"});
 
   u = Upd("k");
-  u.set = {{"a", Value::Int(1)},            // identical: no change
-           {"b", Value::String("y")},       // changed
-           {"f", Value::Float(-0.0)}};      // a different float
-  u.unset = {"missing"};                    // nothing to unset: no change
-  u.increment = {{"z", Value::Int(0)}};     // missing -> 0: a new attribute
+  u.set = {{"a", Value::Int(1)},         // identical: no change
+           {"b", Value::String("y")},    // changed
+           {"f", Value::Float(-0.0)}};   // a different float
+  u.unset = {"missing"};                 // nothing to unset: no change
+  u.increment = {{"z", Value::Int(0)}};  // missing -> 0: a new attribute
   r = MustApply(store, u);
   REQUIRE_FALSE(r.created);
   REQUIRE(Names(store, r.attributes) == std::vector<std::string>{"b", "f", "z"});
 
   u = Upd("k");
-  u.increment = {{"a", Value::Int(0)}};     // same value
-  u.set = {{"b", Value::Int(1)}};           // another kind
+  u.increment = {{"a", Value::Int(0)}};  // same value
+  u.set = {{"b", Value::Int(1)}};        // another kind
   r = MustApply(store, u);
   REQUIRE(Names(store, r.attributes) == std::vector<std::string>{"b"});
 
@@ -638,9 +636,9 @@ TEST_CASE("ProfileStore loads attributes and events into a ProfileView", "[core]
            {"tags", Value::List({"a", "b"})},
            {"none", Value::List({})},
            {"more", Value::List({"c"})}};
-  u.events = {Ev("page_view", kNow - 10, "", {{"url", Value::String("/shoes/1")},
-                                              {"n", Value::Int(2)}}),
-              Ev("purchase", kNow - 5, "o1", {{"amount", Value::Float(9.99)}})};
+  u.events = {
+      Ev("page_view", kNow - 10, "", {{"url", Value::String("/shoes/1")}, {"n", Value::Int(2)}}),
+      Ev("purchase", kNow - 5, "o1", {{"amount", Value::Float(9.99)}})};
   MustApply(store, u);
   ProfileView view;
   // Load into a view that held another profile before: nothing of it remains.

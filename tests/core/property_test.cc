@@ -31,13 +31,15 @@ class Random {
     return lo + static_cast<int64_t>(rng_() % static_cast<uint64_t>(hi - lo + 1));
   }
   template <typename T>
-  const T& Pick(const std::vector<T>& v) { return v[Below(static_cast<int>(v.size()))]; }
+  const T& Pick(const std::vector<T>& v) {
+    return v[Below(static_cast<int>(v.size()))];
+  }
 
  private:
   std::mt19937_64 rng_;
 };
 
-const std::vector<std::string> kKeys = {"k0", "k1", "k2", "k3", "k4", "k5",
+const std::vector<std::string> kKeys = {"k0", "k1", "k2", "k3", "k4",  "k5",
                                         "k6", "k7", "k8", "k9", "k10", "k11"};
 const std::vector<std::string> kWords = {"", "a", "ab", "b", "ba", "é", "k1", "k2", "x y"};
 const std::vector<std::string> kTypes = {"x", "y", "\"z z\"", "*"};
@@ -58,8 +60,10 @@ class RuleGenerator {
   std::string Bool(int depth, bool where) {
     const int choice = r_.Below(depth <= 0 ? 7 : 14);
     switch (choice) {
-      case 0: return absl::StrCat(Num(depth - 1, where), " ", CmpOp(), " ", Num(depth - 1, where));
-      case 1: return absl::StrCat(Str(where), " ", CmpOp(), " ", Str(where));
+      case 0:
+        return absl::StrCat(Num(depth - 1, where), " ", CmpOp(), " ", Num(depth - 1, where));
+      case 1:
+        return absl::StrCat(Str(where), " ", CmpOp(), " ", Str(where));
       case 2: {
         std::string items;
         const int n = r_.Below(4);
@@ -86,18 +90,22 @@ class RuleGenerator {
         if (where) return absl::StrCat("has(", r_.Pick<std::string>({"p", "q", "ts"}), ")");
         return absl::StrCat("has(", r_.Pick<std::string>({"a", "s", "flag", "tags", "`t`"}), ")");
       }
-      case 7: return absl::StrCat("not ", Bool(depth - 1, where));
+      case 7:
+        return absl::StrCat("not ", Bool(depth - 1, where));
       case 8:
         return absl::StrCat("(", Bool(depth - 1, where), r_.Chance(50) ? " and " : " or ",
                             Bool(depth - 1, where), ")");
-      case 9: return r_.Pick<std::string>({"flag", "true", "false", where ? "p" : "s"});
-      case 10: return NowComparison(depth, where);
+      case 9:
+        return r_.Pick<std::string>({"flag", "true", "false", where ? "p" : "s"});
+      case 10:
+        return NowComparison(depth, where);
       case 11:
         if (where) return NowComparison(depth, where);
         return r_.Chance(30) ? Sequence(depth) : absl::StrCat("did(", Selector(depth - 1), ")");
       case 12:
         if (where) return Bool(depth - 1, where);
-        return absl::StrCat(Aggregate(depth - 1), " ", CmpOp(), " ", std::to_string(r_.Range(0, 3)));
+        return absl::StrCat(Aggregate(depth - 1), " ", CmpOp(), " ",
+                            std::to_string(r_.Range(0, 3)));
       default:
         if (where || segments_.empty()) return Bool(depth - 1, where);
         return absl::StrCat("in_segment(\"", r_.Pick(segments_), "\")");
@@ -111,16 +119,24 @@ class RuleGenerator {
                                                               Selector(depth - 1), ")"));
     std::string now_side;
     switch (r_.Below(4)) {
-      case 0: now_side = "now()"; break;
-      case 1: now_side = absl::StrCat("now() - ", r_.Pick(kDurations)); break;
-      case 2: now_side = absl::StrCat("now() + ", r_.Pick(kDurations)); break;
+      case 0:
+        now_side = "now()";
+        break;
+      case 1:
+        now_side = absl::StrCat("now() - ", r_.Pick(kDurations));
+        break;
+      case 2:
+        now_side = absl::StrCat("now() + ", r_.Pick(kDurations));
+        break;
       case 3:
         if (r_.Chance(30)) {
           now_side = absl::StrCat(r_.Pick(kDurations), " + ", r_.Pick(kDurations), " + now()");
           break;
         }
         [[fallthrough]];
-      default: now_side = absl::StrCat(r_.Pick(kDurations), " + now()"); break;
+      default:
+        now_side = absl::StrCat(r_.Pick(kDurations), " + now()");
+        break;
     }
     return r_.Chance(50) ? absl::StrCat(other, " ", CmpOp(), " ", now_side)
                          : absl::StrCat(now_side, " ", CmpOp(), " ", other);
@@ -129,11 +145,14 @@ class RuleGenerator {
   std::string Num(int depth, bool where) {
     const int choice = r_.Below(depth <= 0 ? 4 : 8);
     switch (choice) {
-      case 0: return std::to_string(r_.Range(-2, 5));
-      case 1: return r_.Pick<std::string>({"0.5", "2e0", "1.0", "1h", "30m", "-1"});
+      case 0:
+        return std::to_string(r_.Range(-2, 5));
+      case 1:
+        return r_.Pick<std::string>({"0.5", "2e0", "1.0", "1h", "30m", "-1"});
       case 2:
       case 3:
-        return where ? r_.Pick<std::string>({"p", "ts"}) : r_.Pick<std::string>({"a", "b", "f", "t"});
+        return where ? r_.Pick<std::string>({"p", "ts"})
+                     : r_.Pick<std::string>({"a", "b", "f", "t"});
       case 4: {
         std::string chain = Num(depth - 1, where);
         for (int i = 1 + r_.Below(3); i > 0; --i) {  // 3+ operands make a kArith chain
@@ -142,8 +161,10 @@ class RuleGenerator {
         }
         return absl::StrCat("(", chain, ")");
       }
-      case 5: return absl::StrCat("-", Num(depth - 1, where));
-      default: return where ? Num(depth - 1, where) : Aggregate(depth - 1);
+      case 5:
+        return absl::StrCat("-", Num(depth - 1, where));
+      default:
+        return where ? Num(depth - 1, where) : Aggregate(depth - 1);
     }
   }
 
@@ -154,11 +175,14 @@ class RuleGenerator {
 
   std::string Aggregate(int depth) {
     switch (r_.Below(5)) {
-      case 0: return absl::StrCat("count(", Selector(depth), ")");
-      case 1: return absl::StrCat(r_.Chance(50) ? "first(" : "last(", Selector(depth), ")");
+      case 0:
+        return absl::StrCat("count(", Selector(depth), ")");
+      case 1:
+        return absl::StrCat(r_.Chance(50) ? "first(" : "last(", Selector(depth), ")");
       default: {
-        std::string s = absl::StrCat(r_.Pick<std::string>({"sum", "avg", "min", "max", "count_distinct"}),
-                                     "(", r_.Pick(kTypes), ".", r_.Pick<std::string>({"p", "q", "ts"}));
+        std::string s =
+            absl::StrCat(r_.Pick<std::string>({"sum", "avg", "min", "max", "count_distinct"}), "(",
+                         r_.Pick(kTypes), ".", r_.Pick<std::string>({"p", "q", "ts"}));
         if (r_.Chance(30)) s += " where " + Bool(depth - 1, true);
         if (r_.Chance(50)) s += " within " + r_.Pick(kDurations);
         return s + ")";
@@ -194,8 +218,7 @@ class RuleGenerator {
 
 class PropertyRun {
  public:
-  PropertyRun(uint64_t seed, EngineOptions options)
-      : r_(seed), options_(options), f_(options, 3) {}
+  PropertyRun(uint64_t seed, EngineOptions options) : r_(seed), options_(options), f_(options, 3) {}
 
   void Step() {
     const int choice = r_.Below(100);
@@ -237,11 +260,16 @@ class PropertyRun {
 
   int64_t EventTime() {
     switch (r_.Below(8)) {
-      case 0: return 0;                                   // the server's now
-      case 1: return Now() + r_.Range(1, 30) * kHour;     // future, some too far
-      case 2: return Now() - 6 * kDay - r_.Range(0, 10);  // at or past retention
-      case 3: return Now() - r_.Range(0, 3);
-      default: return Now() - r_.Range(0, 4 * 24) * kHour / 2;
+      case 0:
+        return 0;  // the server's now
+      case 1:
+        return Now() + r_.Range(1, 30) * kHour;  // future, some too far
+      case 2:
+        return Now() - 6 * kDay - r_.Range(0, 10);  // at or past retention
+      case 3:
+        return Now() - r_.Range(0, 3);
+      default:
+        return Now() - r_.Range(0, 4 * 24) * kHour / 2;
     }
   }
 
@@ -251,8 +279,9 @@ class PropertyRun {
     e.time = EventTime();
     if (r_.Chance(30)) e.id = r_.Pick<std::string>({"i1", "i2", "i3"});
     if (r_.Chance(70)) {
-      e.properties.push_back({"p", r_.Pick<Value>({Value::Int(r_.Range(-2, 5)), Value::Float(2.5),
-                                                   Value::String(r_.Pick(kWords)), Value::Bool(true)})});
+      e.properties.push_back(
+          {"p", r_.Pick<Value>({Value::Int(r_.Range(-2, 5)), Value::Float(2.5),
+                                Value::String(r_.Pick(kWords)), Value::Bool(true)})});
     }
     if (r_.Chance(50)) e.properties.push_back({"q", Value::String(r_.Pick(kWords))});
     if (r_.Chance(40)) e.properties.push_back({"ts", Value::Int(Now() + r_.Range(-6, 6) * kHour)});
@@ -306,11 +335,21 @@ class PropertyRun {
     const int64_t before = Now();
     int64_t delta;
     switch (r_.Below(5)) {
-      case 0: delta = 1; break;
-      case 1: delta = 0; break;
-      case 2: delta = r_.Range(1, 2 * kHour); break;
-      case 3: delta = r_.Range(1, 2 * kDay); break;
-      default: delta = r_.Range(1, 7 * kDay); break;
+      case 0:
+        delta = 1;
+        break;
+      case 1:
+        delta = 0;
+        break;
+      case 2:
+        delta = r_.Range(1, 2 * kHour);
+        break;
+      case 3:
+        delta = r_.Range(1, 2 * kDay);
+        break;
+      default:
+        delta = r_.Range(1, 7 * kDay);
+        break;
     }
     // Remember each profile as it was, for the oracle.
     std::map<std::string, ProfileData> profiles;
@@ -330,8 +369,10 @@ class PropertyRun {
       last[c.key] = c.time;
       ++time_changes;
       if (oracle_budget-- > 0) {
-        REQUIRE(OracleMember(profiles.at(c.key), c.segment, c.time - 1) == (c.kind == ChangeKind::kExit));
-        REQUIRE(OracleMember(profiles.at(c.key), c.segment, c.time) == (c.kind == ChangeKind::kEnter));
+        REQUIRE(OracleMember(profiles.at(c.key), c.segment, c.time - 1) ==
+                (c.kind == ChangeKind::kExit));
+        REQUIRE(OracleMember(profiles.at(c.key), c.segment, c.time) ==
+                (c.kind == ChangeKind::kEnter));
         ++oracle_checks;
       }
     }
@@ -358,8 +399,8 @@ class PropertyRun {
     std::vector<std::string> ids;
     const std::shared_ptr<const SegmentCatalog> catalog = f_.engine.catalog();
     for (const auto& def : catalog->order()) ids.push_back(def->id);
-    const std::string id = r_.Chance(70) || ids.empty() ? "s" + std::to_string(r_.Below(8))
-                                                         : r_.Pick(ids);
+    const std::string id =
+        r_.Chance(70) || ids.empty() ? "s" + std::to_string(r_.Below(8)) : r_.Pick(ids);
     // Only reference segments with a smaller number, so most puts have no cycle.
     std::vector<std::string> refs;
     for (const std::string& other : ids) {
@@ -403,9 +444,9 @@ class PropertyRun {
       REQUIRE(keys.ok());
       for (const std::string& k : *keys) members.insert({k, def->id});
       // A from-scratch evaluation of the rule must agree with every maintained membership.
-      const std::string agree = absl::StrCat("((", def->rule_text, ") and in_segment(\"", def->id,
-                                             "\")) or (not (", def->rule_text,
-                                             ") and not in_segment(\"", def->id, "\"))");
+      const std::string agree =
+          absl::StrCat("((", def->rule_text, ") and in_segment(\"", def->id, "\")) or (not (",
+                       def->rule_text, ") and not in_segment(\"", def->id, "\"))");
       absl::StatusOr<CountResult> count = f_.engine.Count(agree);
       INFO(def->id << ": " << def->rule_text);
       REQUIRE(count.ok());

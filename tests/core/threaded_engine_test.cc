@@ -2,11 +2,10 @@
 // a concurrent subscriber and segment changes during ingest must give the same result
 // as a full re-evaluation, and a change stream with no loss and no repeat.
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <set>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 #include "absl/synchronization/notification.h"
 #include "tests/core/engine_fixture.h"

@@ -1,11 +1,11 @@
 #include "server/convert.h"
 
-#include <string>
-#include <vector>
-
-#include <catch2/catch.hpp>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/engine.h"

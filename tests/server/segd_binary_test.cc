@@ -2,20 +2,19 @@
 // SIGTERM. Checks the start-up line, health, a round trip, and the drain: an open
 // change stream is finished, the process exits 0 within its deadline.
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "grpcpp/health_check_service_interface.h"
 #include "segd/v1/segd.grpc.pb.h"
@@ -96,10 +95,10 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
   SegdProcess segd({"--listen=127.0.0.1:0", "--clock=manual", "--start-time=1700000000000",
                     "--shards=2", "--drain_seconds=5"});
   const int port = segd.Port();
-  CHECK_THAT(segd.Log(), Catch::Matchers::Contains("shards=2") &&
-                             Catch::Matchers::Contains("clock=manual"));
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials());
+  CHECK_THAT(segd.Log(),
+             Catch::Matchers::Contains("shards=2") && Catch::Matchers::Contains("clock=manual"));
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   REQUIRE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
 
   auto segments = v1::Segments::NewStub(channel);
@@ -143,8 +142,8 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
   }
   const grpc::Status end = reader->Finish();
   CHECK(end.error_code() == grpc::StatusCode::UNAVAILABLE);
-  CHECK_THAT(segd.Log(), Catch::Matchers::Contains("draining") &&
-                             Catch::Matchers::Contains("stopped"));
+  CHECK_THAT(segd.Log(),
+             Catch::Matchers::Contains("draining") && Catch::Matchers::Contains("stopped"));
 }
 
 TEST_CASE("segd explains its flags and rejects bad ones", "[server][binary]") {

@@ -2,11 +2,11 @@
 
 // An in-process segd server on a free loopback port, on a manual clock, with a stub for
 // every service: what the server tests drive.
-#include <memory>
-#include <string>
+#include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
-#include <grpcpp/grpcpp.h>
+#include <memory>
+#include <string>
 
 #include "segd/v1/segd.grpc.pb.h"
 #include "server/server.h"
@@ -58,7 +58,8 @@ class ServerFixture {
 template <typename Service>
 class DrainingServer {
  public:
-  explicit DrainingServer(ServerFixture& f) : env(f.server->engine(), true, 64 << 20), service(env) {
+  explicit DrainingServer(ServerFixture& f)
+      : env(f.server->engine(), true, 64 << 20), service(env) {
     env.draining = true;
     grpc::ServerBuilder builder;
     int port = 0;
