@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <optional>
@@ -23,6 +24,11 @@ namespace {
 // at most --max-message-bytes) or Acks per stream: a client that does not read its Acks
 // is held back by flow control.
 constexpr size_t kMaxBatchesInFlight = 16;
+
+// Replay messages of one call in the engine at once. Two keep the shards busy while the
+// next message is decoded; more would only hold more memory (a message may be up to
+// --max-message-bytes of profiles).
+constexpr size_t kMaxReplaysInFlight = 2;
 
 // How often RejectLog may write a line.
 constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
@@ -68,15 +74,12 @@ void IngestService::RejectLog::Record(std::string_view rpc, std::span<const Upda
 // they call for are started outside it (Run). Finish is called once no batch is in the
 // engine, no Ack is queued or being written and no StartRead is being issued, so no
 // operation is ever started after it.
-class IngestService::StreamReactor final
-    : public grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack> {
+class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>,
+                                           public IngestService::DrainableCall {
  public:
   StreamReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects)
       : service_(service), env_(env), rejects_(rejects) {
-    {
-      absl::MutexLock lock(&service_.streams_mu_);
-      service_.streams_.insert(this);
-    }
+    service_.Register(this);
     Step step;
     {
       absl::MutexLock lock(&mu_);
@@ -110,7 +113,7 @@ class IngestService::StreamReactor final
     ConvertedBatch<ProfileUpdate> batch = UpdatesFromProto(request_.updates());
     std::vector<ProfileUpdate> updates = std::move(batch.items);
     const uint64_t seq = request_.seq();
-    refs_.fetch_add(1, std::memory_order_relaxed);
+    Ref();
     env_.engine.ApplyAsync(std::move(updates),
                            [this, seq, batch = std::move(batch)](BatchResult result) mutable {
                              OnApplied(seq, batch, std::move(result));
@@ -147,16 +150,12 @@ class IngestService::StreamReactor final
   }
 
   void OnDone() override {
-    {
-      absl::MutexLock lock(&service_.streams_mu_);
-      service_.streams_.erase(this);
-    }
+    service_.Unregister(this);
     Unref();
   }
 
   // The server drains: finish now if nothing is owed, else after the last Ack.
-  // REQUIRES: the caller holds a reference (Ref).
-  void Drain() {
+  void Drain() override {
     Step step;
     {
       absl::MutexLock lock(&mu_);
@@ -164,12 +163,6 @@ class IngestService::StreamReactor final
       step = NextStep();
     }
     Run(std::move(step));
-  }
-
-  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
-
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
  private:
@@ -253,7 +246,6 @@ class IngestService::StreamReactor final
   IngestService& service_;
   ServiceEnv& env_;
   RejectLog& rejects_;
-  std::atomic<int> refs_{1};
 
   // Filled by the outstanding read; read between its OnReadDone and the next StartRead.
   v1::UpdateBatch request_;
@@ -277,20 +269,30 @@ grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
   return new StreamReactor(*this, env_, rejects_);
 }
 
+void IngestService::Register(DrainableCall* call) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.insert(call);
+}
+
+void IngestService::Unregister(DrainableCall* call) {
+  absl::MutexLock lock(&calls_mu_);
+  calls_.erase(call);
+}
+
 void IngestService::FinishAll() {
-  // References keep each stream alive while it is drained outside the registry's lock
+  // References keep each call alive while it is drained outside the registry's lock
   // (draining may finish a call, and its OnDone takes that lock).
-  std::vector<StreamReactor*> open;
+  std::vector<DrainableCall*> open;
   {
-    absl::MutexLock lock(&streams_mu_);
-    for (StreamReactor* r : streams_) {
-      r->Ref();
-      open.push_back(r);
+    absl::MutexLock lock(&calls_mu_);
+    for (DrainableCall* c : calls_) {
+      c->Ref();
+      open.push_back(c);
     }
   }
-  for (StreamReactor* r : open) {
-    r->Drain();
-    r->Unref();
+  for (DrainableCall* c : open) {
+    c->Drain();
+    c->Unref();
   }
 }
 
@@ -315,34 +317,54 @@ grpc::ServerUnaryReactor* IngestService::Apply(grpc::CallbackServerContext* ctx,
 
 // ---- Replay ----
 
-// One Ingest.Replay call: a chain of read, replay, read... with one step outstanding at a
-// time, so at most one message is held (bounded memory) and each message is replayed
-// after the one before it. The engine's `done` starts the next read; the call finishes
-// when the client half-closes, with the summary of the whole stream.
+// One Ingest.Replay call.
 //
-// Thread safety: the steps of the chain run one after another (on gRPC and shard
-// threads), each starting the next as its last action, so the state needs no lock.
-class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::ReplayRequest> {
+// Messages go to the engine in the order they are read, each handed over before the
+// next read starts (so a key replayed twice ends as its later profile), with up to
+// kMaxReplaysInFlight messages in the engine while the next one is read: the shards
+// apply one message while gRPC decodes the next. The call finishes once the client has
+// half-closed and every message is replayed (OK, with the summary of the whole stream),
+// when the server drains (UNAVAILABLE; messages read after that are not replayed), or
+// when the client is gone (CANCELLED).
+//
+// Lifetime and thread safety as StreamReactor: gRPC holds one reference, each message in
+// the engine one; state is guarded by mu_, decisions are taken under it (NextStep) and
+// the operations they call for are started outside it (Run).
+class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::ReplayRequest>,
+                                           public IngestService::DrainableCall {
  public:
-  ReplayReactor(ServiceEnv& env, RejectLog& rejects, v1::ReplaySummary* response)
-      : env_(env), rejects_(rejects), response_(response) {
-    if (env_.draining) {
-      Finish(ShuttingDown());
-      return;
+  ReplayReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects,
+                v1::ReplaySummary* response)
+      : service_(service), env_(env), rejects_(rejects), response_(response) {
+    service_.Register(this);
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      step = NextStep();  // the first read, or (draining) Finish
     }
-    StartRead(&request_);
+    Run(std::move(step));
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      ToProto(summary_, response_);
-      Finish(grpc::Status::OK);
+    bool replay = false;
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!draining_ && env_.draining) draining_ = true;
+      replay = ok && !draining_ && !broken_;
+      if (replay) {
+        ++in_engine_;
+      } else {
+        reading_ = false;
+        if (!ok) half_closed_ = true;
+        step = NextStep();
+      }
+    }
+    if (!replay) {
+      Run(std::move(step));
       return;
     }
-    if (env_.draining) {
-      Finish(ShuttingDown());
-      return;
-    }
+    // request_, first_, quiet_ and next_index_ belong to the one outstanding read.
     if (first_) {
       quiet_ = request_.quiet();
       first_ = false;
@@ -350,38 +372,132 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     ConvertedBatch<ProfileData> batch = ProfilesFromProto(request_.profiles(), next_index_);
     next_index_ += static_cast<uint32_t>(request_.profiles_size());
     std::vector<ProfileData> profiles = std::move(batch.items);
+    Ref();
     env_.engine.ReplayAsync(std::move(profiles), quiet_,
                             [this, batch = std::move(batch)](ReplayResult result) {
                               OnReplayed(batch, std::move(result));
                             });
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      step = NextStep();
+    }
+    Run(std::move(step));
   }
 
-  void OnDone() override { delete this; }
+  void OnCancel() override {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
+
+  void OnDone() override {
+    service_.Unregister(this);
+    Unref();
+  }
+
+  void Drain() override {
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = true;
+      step = NextStep();
+    }
+    Run(std::move(step));
+  }
 
  private:
-  // On a shard thread.
+  struct Step {
+    bool read = false;
+    std::optional<grpc::Status> finish;
+  };
+
+  // On a shard thread, holding a reference.
   void OnReplayed(const ConvertedBatch<ProfileData>& batch, ReplayResult result) {
     std::vector<UpdateError> errors = batch.Merge(std::move(result.errors));
     rejects_.Record("Replay", errors);
-    summary_.profiles += result.profiles;
-    summary_.events += result.events;
-    for (UpdateError& e : errors) summary_.errors.push_back(std::move(e));
-    StartRead(&request_);
+    Step step;
+    {
+      absl::MutexLock lock(&mu_);
+      --in_engine_;
+      summary_.profiles += result.profiles;
+      summary_.events += result.events;
+      for (UpdateError& e : errors) summary_.errors.push_back(std::move(e));
+      step = NextStep();
+    }
+    Run(std::move(step));
+    Unref();
   }
 
+  Step NextStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Step step;
+    if (finished_) return step;
+    if (!draining_ && env_.draining) draining_ = true;
+    const bool stopping = half_closed_ || draining_ || broken_;
+    if (!stopping && !reading_ && in_engine_ < kMaxReplaysInFlight) {
+      reading_ = true;
+      ++starting_reads_;
+      step.read = true;
+    }
+    if (stopping && in_engine_ == 0 && starting_reads_ == 0) {
+      finished_ = true;
+      if (broken_) {
+        step.finish = grpc::Status::CANCELLED;
+      } else if (half_closed_) {
+        // Messages finish out of order across shards; errors are reported by index.
+        std::sort(summary_.errors.begin(), summary_.errors.end(),
+                  [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
+        ToProto(summary_, response_);
+        step.finish = grpc::Status::OK;
+      } else {
+        step.finish = ShuttingDown();
+      }
+    }
+    return step;
+  }
+
+  void Run(Step step) {
+    while (true) {
+      if (step.finish.has_value()) {
+        Finish(*std::move(step.finish));
+        return;
+      }
+      if (!step.read) return;
+      StartRead(&request_);
+      absl::MutexLock lock(&mu_);
+      --starting_reads_;
+      step = NextStep();
+    }
+  }
+
+  IngestService& service_;
   ServiceEnv& env_;
   RejectLog& rejects_;
   v1::ReplaySummary* const response_;
+
   v1::ReplayRequest request_;
   bool first_ = true;
   bool quiet_ = false;
   uint32_t next_index_ = 0;  // profiles in the messages before request_
-  ReplayResult summary_;
+
+  absl::Mutex mu_;
+  size_t in_engine_ ABSL_GUARDED_BY(mu_) = 0;    // messages handed to the engine
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;    // a read is outstanding, or being started
+  int starting_reads_ ABSL_GUARDED_BY(mu_) = 0;  // StartRead calls not yet returned
+  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ReplayResult summary_ ABSL_GUARDED_BY(mu_);
 };
 
 grpc::ServerReadReactor<v1::ReplayRequest>* IngestService::Replay(
     grpc::CallbackServerContext* /*ctx*/, v1::ReplaySummary* response) {
-  return new ReplayReactor(env_, rejects_, response);
+  return new ReplayReactor(*this, env_, rejects_, response);
 }
 
 }  // namespace segd::server

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -29,14 +30,36 @@ class IngestService final : public v1::Ingest::CallbackService {
                                                      v1::ReplaySummary* response) override;
 
   // Drain: every open Stream finishes with UNAVAILABLE once its pending Acks are written,
-  // even one that is idle, waiting for its client's next batch.
+  // every open Replay once its messages in the engine are replayed — even a call that is
+  // idle, waiting for its client's next message.
   // REQUIRES: env.draining is set.
   void FinishAll();
 
  private:
+  // An open Stream or Replay call, reference counted: gRPC holds one reference until
+  // OnDone, and whoever may touch the call after that (an engine `done`, FinishAll)
+  // holds one of its own. The last reference deletes the call.
+  class DrainableCall {
+   public:
+    virtual ~DrainableCall() = default;
+    // The server drains: finish as soon as nothing is owed to the client.
+    // REQUIRES: the caller holds a reference.
+    virtual void Drain() = 0;
+    void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void Unref() {
+      if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    }
+
+   private:
+    std::atomic<int> refs_{1};
+  };
+
   // The reactors of Stream and Replay, one per call (defined in ingest_service.cc).
   class StreamReactor;
   class ReplayReactor;
+
+  void Register(DrainableCall* call);
+  void Unregister(DrainableCall* call);
 
   // Rejected input is logged as one warning line per second at most (per service, that
   // is per server), with the number of updates rejected since the previous line and one
@@ -59,8 +82,8 @@ class IngestService final : public v1::Ingest::CallbackService {
 
   ServiceEnv& env_;
   RejectLog rejects_;
-  absl::Mutex streams_mu_;
-  absl::flat_hash_set<StreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);  // open Streams
+  absl::Mutex calls_mu_;
+  absl::flat_hash_set<DrainableCall*> calls_ ABSL_GUARDED_BY(calls_mu_);  // open Streams, Replays
 };
 
 }  // namespace segd::server

@@ -429,6 +429,31 @@ TEST_CASE("Replay creates or replaces profiles and counts errors across the stre
   CHECK(engine.Stats().profiles == 23);
 }
 
+TEST_CASE("Replay applies messages in stream order: a key replayed again ends as its later profile",
+          "[server][ingest][replay]") {
+  ServerFixture f;
+  // 40 messages in a row, each replacing the same 50 keys with a new "round" attribute:
+  // several messages are in the engine at once, and the last one must win everywhere.
+  std::vector<v1::ReplayRequest> messages(40);
+  for (int m = 0; m < 40; ++m) {
+    messages[m].set_quiet(true);
+    for (int k = 0; k < 50; ++k) {
+      v1::Profile* p = messages[m].add_profiles();
+      p->set_key("k" + std::to_string(k));
+      (*p->mutable_attributes())["round"].set_int_value(m);
+    }
+  }
+  ReplayOutcome r = RunReplay(*f.ingest, messages);
+  REQUIRE(r.status.ok());
+  CHECK(r.summary.profiles() == 40 * 50);
+  for (int k = 0; k < 50; ++k) {
+    absl::StatusOr<ProfileData> got = f.server->engine().GetProfile("k" + std::to_string(k));
+    REQUIRE(got.ok());
+    REQUIRE(got->attributes.size() == 1);
+    CHECK(got->attributes[0].second == Value::Int(39));
+  }
+}
+
 TEST_CASE("Replay of an empty stream replays nothing", "[server][ingest][replay]") {
   ServerFixture f;
   ReplayOutcome r = RunReplay(*f.ingest, {});
@@ -562,6 +587,30 @@ TEST_CASE("An idle Stream is finished with UNAVAILABLE as soon as the server dra
   CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
   CHECK(status.error_message() == "server is shutting down");
   CHECK(absl::Now() - start < absl::Seconds(5));
+}
+
+TEST_CASE("An idle Replay is finished with UNAVAILABLE as soon as the server drains",
+          "[server][ingest][replay]") {
+  ServerFixture f;
+  grpc::ClientContext ctx;
+  v1::ReplaySummary summary;
+  auto writer = f.ingest->Replay(&ctx, &summary);
+  v1::ReplayRequest message;
+  *message.add_profiles() = MakeProfile(1);
+  REQUIRE(writer->Write(message));
+  // Wait until the message is replayed, then sit idle with the call open.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!f.server->engine().GetProfile("r1").ok() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  REQUIRE(f.server->engine().GetProfile("r1").ok());
+  const absl::Time start = absl::Now();
+  std::thread drain([&] { f.server->Shutdown(absl::Seconds(20)); });
+  drain.join();
+  CHECK(absl::Now() - start < absl::Seconds(5));
+  const grpc::Status status = writer->Finish();
+  CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(status.error_message() == "server is shutting down");
 }
 
 }  // namespace
