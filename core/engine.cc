@@ -1,6 +1,7 @@
 #include "core/engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -119,14 +120,19 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
         if (mine.empty()) return;
         Current(s);
         BatchResult& part = job->parts[s.index()];
-        // Profiles are scattered over memory: look a few updates ahead so that their
-        // cache misses overlap with the work on this one.
-        constexpr size_t kLookahead = 4;
-        for (size_t k = 0; k < std::min(kLookahead, mine.size()); ++k) {
-          s.Prefetch(job->updates[mine[k]].key);
+        // Profiles are scattered over memory: each key goes through the prefetch
+        // pipeline a few updates ahead, so its cache misses overlap with the work on
+        // the updates before it.
+        using Stage = ProfileStore::PrefetchStage;
+        constexpr size_t kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
+        auto key = [&](size_t k) -> std::string_view { return job->updates[mine[k]].key; };
+        for (size_t k = 0; k < std::min(kIndexAhead, mine.size()); ++k) {
+          s.Prefetch(key(k), Stage::kIndex);
         }
         for (size_t k = 0; k < mine.size(); ++k) {
-          if (k + kLookahead < mine.size()) s.Prefetch(job->updates[mine[k + kLookahead]].key);
+          if (k + kIndexAhead < mine.size()) s.Prefetch(key(k + kIndexAhead), Stage::kIndex);
+          if (k + kRecordAhead < mine.size()) s.Prefetch(key(k + kRecordAhead), Stage::kRecord);
+          if (k + kBlobAhead < mine.size()) s.Prefetch(key(k + kBlobAhead), Stage::kBlob);
           const ProfileUpdate& u = job->updates[mine[k]];
           absl::Status status = s.Apply(u);
           if (status.ok()) {
@@ -362,21 +368,19 @@ void Engine::GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> 
                   });
 }
 
-void Engine::MembersAsync(std::string segment,
-                          Done<absl::StatusOr<std::vector<std::string>>> done) {
+void Engine::MembersChunkAsync(std::string segment, int shard_index, uint32_t from, size_t max,
+                               Done<absl::StatusOr<ShardChunk<std::string>>> done) {
   absl::MutexLock lock(&catalog_mu_);
   std::shared_ptr<const SegmentDef> def = catalog_.Find(segment);
   if (def == nullptr) return std::move(done)(NotFound("segment", segment));
-  auto parts = std::make_shared<std::vector<std::vector<std::string>>>(shards_.size());
-  ForAllShards(
-      [this, def, parts](Shard& s) { Current(s).Members(def->slot, &(*parts)[s.index()]); },
-      [parts, done = std::move(done)]() mutable {
-        std::vector<std::string> keys;
-        for (auto& part : *parts) {
-          for (std::string& k : part) keys.push_back(std::move(k));
-        }
-        std::move(done)(std::move(keys));
-      });
+  Shard* shard = shards_[shard_index].get();
+  // Posted under catalog_mu_, so the shard sees the segment before any later delete.
+  executor_->Post(shard_index,
+                  [this, shard, slot = def->slot, from, max, done = std::move(done)]() mutable {
+                    ShardChunk<std::string> chunk;
+                    chunk.next = Current(*shard).ReadMembers(slot, from, max, &chunk.items);
+                    std::move(done)(std::move(chunk));
+                  });
 }
 
 void Engine::CountAsync(std::string rule_text, Done<absl::StatusOr<CountResult>> done) {
@@ -464,11 +468,12 @@ void Engine::ExplainAsync(std::string key, std::string segment, std::string rule
   });
 }
 
-void Engine::ExportChunkAsync(int shard_index, uint32_t from, size_t max, Done<ExportChunk> done) {
+void Engine::ExportChunkAsync(int shard_index, uint32_t from, size_t max,
+                              Done<ShardChunk<ProfileData>> done) {
   Shard* shard = shards_[shard_index].get();
   executor_->Post(shard_index, [this, shard, from, max, done = std::move(done)]() mutable {
-    ExportChunk chunk;
-    chunk.next = Current(*shard).ReadProfiles(from, max, &chunk.profiles);
+    ShardChunk<ProfileData> chunk;
+    chunk.next = Current(*shard).ReadProfiles(from, max, &chunk.items);
     std::move(done)(std::move(chunk));
   });
 }
@@ -479,8 +484,17 @@ absl::StatusOr<ProfileData> Engine::GetProfile(std::string_view key) {
 }
 
 absl::StatusOr<std::vector<std::string>> Engine::Members(std::string_view segment) {
-  using R = absl::StatusOr<std::vector<std::string>>;
-  return Wait<R>([&](Done<R> done) { MembersAsync(std::string(segment), std::move(done)); });
+  using R = absl::StatusOr<ShardChunk<std::string>>;
+  std::vector<std::string> keys;
+  for (int i = 0; i < num_shards(); ++i) {
+    R chunk = Wait<R>([&](Done<R> done) {
+      MembersChunkAsync(std::string(segment), i, 0, std::numeric_limits<size_t>::max(),
+                        std::move(done));
+    });
+    if (!chunk.ok()) return chunk.status();
+    for (std::string& k : chunk->items) keys.push_back(std::move(k));
+  }
+  return keys;
 }
 
 absl::StatusOr<CountResult> Engine::Count(std::string_view rule) {
@@ -507,9 +521,10 @@ void Engine::ForEachProfile(const std::function<void(ProfileData&&)>& f) {
   constexpr size_t kChunk = 1024;
   for (int i = 0; i < num_shards(); ++i) {
     for (uint32_t from = 0; from != kExportDone;) {
-      ExportChunk chunk = Wait<ExportChunk>(
-          [&](Done<ExportChunk> done) { ExportChunkAsync(i, from, kChunk, std::move(done)); });
-      for (ProfileData& p : chunk.profiles) f(std::move(p));
+      using Chunk = ShardChunk<ProfileData>;
+      Chunk chunk = Wait<Chunk>(
+          [&](Done<Chunk> done) { ExportChunkAsync(i, from, kChunk, std::move(done)); });
+      for (ProfileData& p : chunk.items) f(std::move(p));
       from = chunk.next;
     }
   }

@@ -80,9 +80,12 @@ struct Snapshot {
   Cursor cursor;
 };
 
-// A piece of an export: profiles of one shard from a slot on, and where to go on.
-struct ExportChunk {
-  std::vector<ProfileData> profiles;
+// A piece of one shard's profiles (or of their keys), read from a slot on, and where
+// to go on: what Export and ListMembers stream, piece by piece, so that memory stays
+// bounded by a piece however many profiles a shard holds.
+template <typename T>
+struct ShardChunk {
+  std::vector<T> items;
   uint32_t next = 0;  // the slot to continue from; kExportDone after the shard's last
 };
 
@@ -145,14 +148,18 @@ class Engine {
 
   // Queries.
   void GetProfileAsync(std::string key, Done<absl::StatusOr<ProfileData>> done);
-  void MembersAsync(std::string segment, Done<absl::StatusOr<std::vector<std::string>>> done);
+  // The keys of at most `max` members of `segment` in shard `shard`, from slot `from` on
+  // (ListMembers, piece by piece). NOT_FOUND if the segment does not exist (in a
+  // listing by pieces: was deleted since the listing began).
+  void MembersChunkAsync(std::string segment, int shard, uint32_t from, size_t max,
+                         Done<absl::StatusOr<ShardChunk<std::string>>> done);
   void CountAsync(std::string rule, Done<absl::StatusOr<CountResult>> done);
   void FunnelAsync(std::vector<std::string> steps, int64_t within_ms,
                    Done<absl::StatusOr<FunnelResult>> done);
   void ExplainAsync(std::string key, std::string segment, std::string rule,
                     Done<absl::StatusOr<ExplainResult>> done);
   // At most `max` profiles of shard `shard` from slot `from` on (Export, piece by piece).
-  void ExportChunkAsync(int shard, uint32_t from, size_t max, Done<ExportChunk> done);
+  void ExportChunkAsync(int shard, uint32_t from, size_t max, Done<ShardChunk<ProfileData>> done);
   absl::StatusOr<ProfileData> GetProfile(std::string_view key);
   absl::StatusOr<std::vector<std::string>> Members(std::string_view segment);
   absl::StatusOr<CountResult> Count(std::string_view rule);

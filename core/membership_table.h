@@ -39,6 +39,11 @@ class MembershipTable {
     return reinterpret_cast<int64_t&>(rows_[static_cast<size_t>(p) * stride()]);
   }
 
+  // Starts loading row p, if it exists.
+  void PrefetchRow(uint32_t p) const {
+    if (p < slots_) __builtin_prefetch(&rows_[static_cast<size_t>(p) * stride()]);
+  }
+
   // Calls f(p) for every profile slot that is a member of `segment`.
   template <typename F>
   void ForEachMember(uint32_t segment, const F& f) const {

@@ -15,6 +15,7 @@
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/key_index.h"
 #include "core/profile_codec.h"
 #include "core/text.h"
 
@@ -240,19 +241,10 @@ struct ProfileStore::Impl {
   static constexpr size_t kMallocOverhead = 8;  // glibc's chunk header
 
   // The key index holds slots and reads their keys from the blobs, so a key is stored
-  // once; lookups by string_view are heterogeneous.
-  struct KeyHash {
-    using is_transparent = void;
-    const Impl* impl = nullptr;
-    size_t operator()(std::string_view key) const { return absl::Hash<std::string_view>{}(key); }
-    size_t operator()(Slot s) const { return (*this)(impl->KeyOf(s)); }
-  };
-  struct KeyEq {
-    using is_transparent = void;
-    const Impl* impl = nullptr;
-    bool operator()(Slot a, Slot b) const { return a == b; }
-    bool operator()(Slot a, std::string_view b) const { return impl->KeyOf(a) == b; }
-    bool operator()(std::string_view a, Slot b) const { return a == impl->KeyOf(b); }
+  // once.
+  struct KeyOfSlot {
+    const Impl* impl;
+    std::string_view operator()(Slot s) const { return impl->KeyOf(s); }
   };
 
   // An attribute's fate in an update, planned before anything is changed.
@@ -267,7 +259,7 @@ struct ProfileStore::Impl {
   };
 
   Impl(const EngineOptions& options, Interner& names)
-      : options(options), names(names), index(0, KeyHash{this}, KeyEq{this}) {}
+      : options(options), names(names), index(KeyOfSlot{this}) {}
 
   ~Impl() {
     for (Slot s = 0; s < limit; ++s) std::free(rec(s).data);
@@ -322,7 +314,7 @@ struct ProfileStore::Impl {
       if ((s & (kChunkSize - 1)) == 0) chunks.push_back(std::make_unique<Record[]>(kChunkSize));
     }
     SetBlob(rec(s), blob);
-    index.insert(s);
+    index.Insert(s, KeyIndex<KeyOfSlot>::Hash(KeyOf(s)));
     ++live;
     return s;
   }
@@ -361,7 +353,7 @@ struct ProfileStore::Impl {
   std::vector<std::unique_ptr<Record[]>> chunks;
   Slot limit = 0;
   std::vector<Slot> free_slots;
-  absl::flat_hash_set<Slot, KeyHash, KeyEq> index;
+  KeyIndex<KeyOfSlot> index;
   size_t live = 0;
   uint64_t total_events = 0;
   size_t blob_bytes = 0;
@@ -587,12 +579,30 @@ ProfileStore::ProfileStore(const EngineOptions& options)
 ProfileStore::~ProfileStore() = default;
 
 std::optional<Slot> ProfileStore::Find(std::string_view key) const {
-  auto it = impl_->index.find(key);
-  if (it == impl_->index.end()) return std::nullopt;
-  return *it;
+  return impl_->index.Find(key, KeyIndex<Impl::KeyOfSlot>::Hash(key));
 }
 
-void ProfileStore::Prefetch(std::string_view key) const { impl_->index.prefetch(key); }
+std::optional<Slot> ProfileStore::Prefetch(std::string_view key, PrefetchStage stage) const {
+  const Impl& m = *impl_;
+  const uint64_t hash = KeyIndex<Impl::KeyOfSlot>::Hash(key);
+  if (stage == PrefetchStage::kIndex) {
+    m.index.PrefetchBucket(hash);
+    return std::nullopt;
+  }
+  const std::optional<Slot> slot = m.index.Candidate(hash);
+  if (!slot) return std::nullopt;
+  const Impl::Record& r = m.rec(*slot);
+  if (stage == PrefetchStage::kRecord) {
+    __builtin_prefetch(&r);
+  } else if (r.data != nullptr) {
+    // The update walks the whole history (to find duplicates and the insertion point)
+    // and evaluation decodes it: load all of a typical blob, not just its head.
+    constexpr uint32_t kMaxPrefetchBytes = 1024;
+    const uint32_t bytes = std::min(r.size, kMaxPrefetchBytes);
+    for (uint32_t off = 0; off < bytes; off += 64) __builtin_prefetch(r.data + off);
+  }
+  return slot;
+}
 
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
@@ -725,7 +735,7 @@ void ProfileStore::Erase(Slot slot) {
   Impl& m = *impl_;
   Impl::Record& r = m.rec(slot);
   if (r.data == nullptr) return;
-  m.index.erase(slot);  // reads the key, so before the blob goes
+  m.index.Erase(slot, KeyIndex<Impl::KeyOfSlot>::Hash(m.KeyOf(slot)));  // before the blob goes
   m.total_events -= r.num_events;
   m.blob_bytes -= m.Footprint(r.data);
   std::free(r.data);
@@ -838,7 +848,7 @@ size_t ProfileStore::MemoryBytes() const {
   const Impl& m = *impl_;
   return m.blob_bytes + m.chunks.size() * Impl::kChunkSize * sizeof(Impl::Record) +
          m.chunks.capacity() * sizeof(m.chunks[0]) + m.free_slots.capacity() * sizeof(Slot) +
-         m.index.capacity() * (sizeof(Slot) + 1) + interner_.MemoryBytes() + m.values.MemoryBytes();
+         m.index.MemoryBytes() + interner_.MemoryBytes() + m.values.MemoryBytes();
 }
 
 }  // namespace segd

@@ -43,8 +43,17 @@ class ProfileStore {
   ProfileStore& operator=(const ProfileStore&) = delete;
 
   std::optional<Slot> Find(std::string_view key) const;
-  // Starts loading what Find(key) will read, so a batch can overlap its cache misses.
-  void Prefetch(std::string_view key) const;
+
+  // Profiles are scattered over memory, so a batch overlaps their cache misses in a
+  // software pipeline: a key is prefetched in each stage, in this order, a few updates
+  // apart, before it is updated. Each stage reads what the one before loaded.
+  enum class PrefetchStage : uint8_t {
+    kIndex,   // the key index entries of the key
+    kRecord,  // the profile's record (where its blob is)
+    kBlob,    // the profile's blob (its first KiB)
+  };
+  // Returns the slot the key probably has (it may be wrong or absent: a hint only).
+  std::optional<Slot> Prefetch(std::string_view key, PrefetchStage stage) const;
 
   // Checks an update against SPEC §1–2 without changing anything. The message says
   // what is wrong and where (`set["age"]: float value is NaN`).

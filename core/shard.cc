@@ -361,9 +361,16 @@ std::optional<ProfileData> Shard::GetProfile(std::string_view key) {
   return ReadProfile(*p);
 }
 
-void Shard::Members(uint32_t segment_slot, std::vector<std::string>* out) const {
-  if (segment_slot >= segments_.size() || segments_[segment_slot] == nullptr) return;
-  table_.ForEachMember(segment_slot, [&](Slot p) { out->emplace_back(store_.Key(p)); });
+uint32_t Shard::ReadMembers(uint32_t segment_slot, uint32_t from, size_t max,
+                            std::vector<std::string>* out) const {
+  if (segment_slot >= segments_.size() || segments_[segment_slot] == nullptr) return kExportDone;
+  Slot p = from;
+  for (size_t n = 0; p < store_.slot_limit() && n < max; ++p) {
+    if (!IsMember(segment_slot, p)) continue;
+    out->emplace_back(store_.Key(p));
+    ++n;
+  }
+  return p < store_.slot_limit() ? p : kExportDone;
 }
 
 void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* matched,
@@ -428,15 +435,13 @@ uint32_t Shard::ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>
 }
 
 void Shard::SnapshotMembers(const StringSet* segments, std::vector<Change>* out) const {
-  std::vector<std::string> keys;
   for (uint32_t slot : order_) {
     const SegmentState& s = *segments_[slot];
     if (segments != nullptr && !segments->contains(s.def->id)) continue;
-    keys.clear();
-    Members(slot, &keys);
-    for (std::string& key : keys) {
-      out->push_back(Change{std::move(key), s.def->id, ChangeKind::kEnter, now_, Cause::kSnapshot});
-    }
+    table_.ForEachMember(slot, [&](Slot p) {
+      out->push_back(
+          Change{std::string(store_.Key(p)), s.def->id, ChangeKind::kEnter, now_, Cause::kSnapshot});
+    });
   }
 }
 

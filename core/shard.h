@@ -76,8 +76,13 @@ class Shard {
   // makes `t` the shard's now. Earlier times are ignored (now never moves back).
   void AdvanceTo(int64_t t);
 
-  // A hint that `key` is about to be updated (see ProfileStore::Prefetch).
-  void Prefetch(std::string_view key) const { store_.Prefetch(key); }
+  // A hint that `key` is about to be updated: one stage of the batch's prefetch
+  // pipeline (see ProfileStore::Prefetch); the last stage also loads the profile's row
+  // of memberships.
+  void Prefetch(std::string_view key, ProfileStore::PrefetchStage stage) const {
+    const std::optional<Slot> slot = store_.Prefetch(key, stage);
+    if (slot && stage == ProfileStore::PrefetchStage::kBlob) table_.PrefetchRow(*slot);
+  }
   // Applies one update at now() (SPEC §2). On error nothing changed.
   absl::Status Apply(const ProfileUpdate& update);
   // Replaces or creates the whole profile; returns the events it now holds. quiet:
@@ -96,7 +101,10 @@ class Shard {
   // Queries. Rules passed here are checked and unbound; the shard binds a copy
   // without adding names to its interner.
   std::optional<ProfileData> GetProfile(std::string_view key);
-  void Members(uint32_t segment_slot, std::vector<std::string>* out) const;
+  // Appends the keys of at most `max` members of the segment from slot `from` on to
+  // `out`; returns the slot to continue from, or kExportDone after the last.
+  uint32_t ReadMembers(uint32_t segment_slot, uint32_t from, size_t max,
+                       std::vector<std::string>* out) const;
   void Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* matched, uint64_t* total);
   void Funnel(std::span<const Selector> steps, int64_t within_ms, std::vector<uint64_t>* counts,
               uint64_t* total, uint64_t* scanned);

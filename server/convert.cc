@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/text.h"
 
@@ -24,14 +26,70 @@ void ErrorsToProto(std::span<const UpdateError> errors,
   for (const UpdateError& e : errors) ToProto(e, out->Add());
 }
 
+constexpr char kNoKind[] = ": value has no kind";
+
+// Converts `value`; false if it has no kind (the only way a Value can be invalid).
+bool ConvertValue(const v1::Value& value, Value* out) {
+  switch (value.kind_case()) {
+    case v1::Value::kStringValue:
+      *out = Value::String(value.string_value());
+      return true;
+    case v1::Value::kIntValue:
+      *out = Value::Int(value.int_value());
+      return true;
+    case v1::Value::kFloatValue:
+      *out = Value::Float(value.float_value());
+      return true;
+    case v1::Value::kBoolValue:
+      *out = Value::Bool(value.bool_value());
+      return true;
+    case v1::Value::kTimeValue:
+      *out = Value::Time(value.time_value());
+      return true;
+    case v1::Value::kListValue: {
+      const auto& items = value.list_value().values();
+      *out = Value::List(std::vector<std::string>(items.begin(), items.end()));
+      return true;
+    }
+    case v1::Value::KIND_NOT_SET:
+      break;
+  }
+  return false;
+}
+
+// Converts a map into `out`, sorted by name (map order is unspecified; sorting makes
+// the first error reported the same every time). Returns the name of the first value
+// without a kind, if any. Locations for messages are built only on error: this runs for
+// every property of every update.
+std::optional<std::string_view> ConvertNamedValues(const ProtoValueMap& values, NamedValues* out) {
+  absl::InlinedVector<const ProtoValueMap::value_type*, 8> entries;
+  entries.reserve(values.size());
+  for (const auto& entry : values) entries.push_back(&entry);
+  std::sort(entries.begin(), entries.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  out->clear();
+  out->reserve(entries.size());
+  for (const auto* entry : entries) {
+    out->emplace_back(entry->first, Value());
+    if (!ConvertValue(entry->second, &out->back().second)) return entry->first;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<std::vector<Event>> EventsFromProto(
     const google::protobuf::RepeatedPtrField<v1::Event>& events) {
-  std::vector<Event> out;
-  out.reserve(events.size());
+  std::vector<Event> out(events.size());
   for (int i = 0; i < events.size(); ++i) {
-    absl::StatusOr<Event> e = EventFromProto(events[i], absl::StrCat("events[", i, "]"));
-    if (!e.ok()) return e.status();
-    out.push_back(*std::move(e));
+    const v1::Event& e = events[i];
+    Event& event = out[i];
+    if (std::optional<std::string_view> bad =
+            ConvertNamedValues(e.properties(), &event.properties)) {
+      return Invalid(
+          absl::StrCat(Entry(absl::StrCat("events[", i, "].properties"), *bad), kNoKind));
+    }
+    event.type = e.type();
+    event.time = e.time();
+    event.id = e.id();
   }
   return out;
 }
@@ -66,50 +124,27 @@ ConvertedBatch<T> ConvertEach(const google::protobuf::RepeatedPtrField<P>& from,
 }  // namespace
 
 absl::StatusOr<Value> ValueFromProto(const v1::Value& value, std::string_view where) {
-  switch (value.kind_case()) {
-    case v1::Value::kStringValue:
-      return Value::String(value.string_value());
-    case v1::Value::kIntValue:
-      return Value::Int(value.int_value());
-    case v1::Value::kFloatValue:
-      return Value::Float(value.float_value());
-    case v1::Value::kBoolValue:
-      return Value::Bool(value.bool_value());
-    case v1::Value::kTimeValue:
-      return Value::Time(value.time_value());
-    case v1::Value::kListValue: {
-      const auto& items = value.list_value().values();
-      return Value::List(std::vector<std::string>(items.begin(), items.end()));
-    }
-    case v1::Value::KIND_NOT_SET:
-      break;
-  }
-  return Invalid(absl::StrCat(AsAbsl(where), ": value has no kind"));
+  Value out;
+  if (!ConvertValue(value, &out)) return Invalid(absl::StrCat(AsAbsl(where), kNoKind));
+  return out;
 }
 
 absl::StatusOr<NamedValues> NamedValuesFromProto(const ProtoValueMap& values,
                                                  std::string_view where) {
-  std::vector<const ProtoValueMap::value_type*> entries;
-  entries.reserve(values.size());
-  for (const auto& entry : values) entries.push_back(&entry);
-  std::sort(entries.begin(), entries.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
-
   NamedValues out;
-  out.reserve(entries.size());
-  for (const auto* entry : entries) {
-    absl::StatusOr<Value> v = ValueFromProto(entry->second, Entry(where, entry->first));
-    if (!v.ok()) return v.status();
-    out.emplace_back(entry->first, *std::move(v));
+  if (std::optional<std::string_view> bad = ConvertNamedValues(values, &out)) {
+    return Invalid(absl::StrCat(Entry(where, *bad), kNoKind));
   }
   return out;
 }
 
 absl::StatusOr<Event> EventFromProto(const v1::Event& event, std::string_view where) {
-  absl::StatusOr<NamedValues> properties =
-      NamedValuesFromProto(event.properties(), absl::StrCat(AsAbsl(where), ".properties"));
-  if (!properties.ok()) return properties.status();
-  return Event{event.type(), event.time(), event.id(), *std::move(properties)};
+  Event out{event.type(), event.time(), event.id(), {}};
+  if (std::optional<std::string_view> bad =
+          ConvertNamedValues(event.properties(), &out.properties)) {
+    return Invalid(absl::StrCat(Entry(absl::StrCat(AsAbsl(where), ".properties"), *bad), kNoKind));
+  }
+  return out;
 }
 
 absl::StatusOr<ProfileUpdate> UpdateFromProto(const v1::ProfileUpdate& update) {

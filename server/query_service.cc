@@ -14,8 +14,8 @@
 
 // Unary handlers run on the default reactor: they start one asynchronous engine
 // operation and return; its `done` (on a shard thread) fills the response and finishes
-// the call. The two streaming handlers each have a reactor class below that owns the
-// call's state, keeps at most one write in flight and deletes itself in OnDone().
+// the call. The two streaming handlers share a reactor class below that owns the call's
+// state, keeps at most one write in flight and deletes itself in OnDone().
 namespace segd::server {
 namespace {
 
@@ -23,9 +23,9 @@ grpc::Status WriteFailed() {
   return grpc::Status(grpc::StatusCode::CANCELLED, "the stream was closed");
 }
 
-// A streamed batch holds at most this many keys (ListMembers)...
-constexpr size_t kMembersPerBatch = 1000;
-// ...or profiles read from a shard at a time (Export)...
+// Member keys (ListMembers)...
+constexpr size_t kMembersPerChunk = 1000;
+// ...or profiles (Export) read from a shard at a time...
 constexpr size_t kProfilesPerChunk = 256;
 // ...and a batch is closed once it reaches this size (or a quarter of the largest
 // message, if that is smaller), so that it stays well under the message limit.
@@ -48,74 +48,36 @@ auto Reply(grpc::ServerUnaryReactor* reactor, Response* response) {
   };
 }
 
-// ListMembers: the engine gathers every member key of the segment (from all shards);
-// they are then written in batches of at most kMembersPerBatch keys, one at a time.
-class MembersWriter final : public grpc::ServerWriteReactor<v1::MemberBatch> {
- public:
-  MembersWriter(ServiceEnv& env, size_t batch_bytes) : env_(env), batch_bytes_(batch_bytes) {}
-
-  void Start(std::string segment) {
-    if (env_.draining) return Finish(ShuttingDown());
-    if (absl::Status s = ValidateSegmentId(segment); !s.ok()) return Finish(ToGrpcStatus(s));
-    env_.engine.MembersAsync(std::move(segment),
-                             [this](absl::StatusOr<std::vector<std::string>> keys) {
-                               if (!keys.ok()) return Finish(ToGrpcStatus(keys.status()));
-                               keys_ = *std::move(keys);
-                               WriteNext();
-                             });
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(WriteFailed());
-    WriteNext();
-  }
-
-  void OnDone() override { delete this; }
-
- private:
-  // REQUIRES: no write in flight.
-  void WriteNext() {
-    if (next_ == keys_.size()) return Finish(grpc::Status::OK);
-    if (env_.draining) return Finish(ShuttingDown());
-    batch_.Clear();
-    size_t bytes = 0;
-    while (next_ < keys_.size() && batch_.keys_size() < static_cast<int>(kMembersPerBatch) &&
-           bytes < batch_bytes_) {
-      bytes += keys_[next_].size() + 3;  // tag and length of the repeated field entry
-      batch_.add_keys(std::move(keys_[next_]));
-      ++next_;
-    }
-    StartWrite(&batch_);
-  }
-
-  ServiceEnv& env_;
-  const size_t batch_bytes_;
-  std::vector<std::string> keys_;
-  size_t next_ = 0;  // the first key of keys_ not yet written
-  v1::MemberBatch batch_;
-};
-
-// Export: walks the shards in order, each with ExportChunkAsync from slot 0 until
-// kExportDone. Only one chunk (at most kProfilesPerChunk profiles) is held at a time:
-// it is converted and written as one or more batches, one write in flight, and the next
-// chunk is read only once the last batch of this one has been written. So memory stays
-// bounded by a chunk however many profiles the shards hold, and a slow reader slows only
-// its own export.
+// ListMembers and Export: walk the shards in order, each in pieces (ShardChunks) from slot
+// 0 until kExportDone. Only one piece is held at a time: it is converted and written as
+// one or more batches, one write in flight, and the next piece is read only once the
+// last batch of this one has been written. So memory stays bounded by a piece however
+// many profiles the shards hold, and a slow reader slows only its own call.
 //
-// Between reading a chunk and writing its last batch nothing of the engine is held: a
-// profile updated meanwhile is exported as it is when its chunk is read, and one created
-// during the export may or may not appear.
-class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportBatch> {
+// Between reading a piece and writing its last batch nothing of the engine is held: a
+// profile changed meanwhile is streamed as it is when its piece is read, and one created
+// during the call may or may not appear.
+//
+// `Source` says what is streamed: `Item` (held in a piece), `Batch` (the response
+// message), `void Read(Engine&, int shard, uint32_t from, Done<absl::StatusOr<
+// ShardChunk<Item>>>) const` and `static size_t Add(Item&&, Batch*)` (returns the bytes
+// the item adds to the batch).
+template <typename Source>
+class ShardChunkWriter final : public grpc::ServerWriteReactor<typename Source::Batch> {
  public:
-  ExportWriter(ServiceEnv& env, size_t batch_bytes) : env_(env), batch_bytes_(batch_bytes) {}
+  using Item = typename Source::Item;
+  using Batch = typename Source::Batch;
+
+  ShardChunkWriter(ServiceEnv& env, size_t batch_bytes, Source source)
+      : env_(env), batch_bytes_(batch_bytes), source_(std::move(source)) {}
 
   void Start() {
-    if (env_.draining) return Finish(ShuttingDown());
+    if (env_.draining) return this->Finish(ShuttingDown());
     ReadChunk();
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) return Finish(WriteFailed());
+    if (!ok) return this->Finish(WriteFailed());
     WriteNext();
   }
 
@@ -126,53 +88,89 @@ class ExportWriter final : public grpc::ServerWriteReactor<v1::ExportBatch> {
  private:
   // REQUIRES: no write and no read in flight.
   void ReadChunk() {
-    if (shard_ == env_.engine.num_shards()) return Finish(grpc::Status::OK);
-    env_.engine.ExportChunkAsync(shard_, from_, kProfilesPerChunk,
-                                 [this](ExportChunk chunk) { OnChunk(std::move(chunk)); });
+    if (shard_ == env_.engine.num_shards()) return this->Finish(grpc::Status::OK);
+    source_.Read(env_.engine, shard_, from_,
+                 [this](absl::StatusOr<ShardChunk<Item>> chunk) { OnChunk(std::move(chunk)); });
   }
 
-  // On a shard thread.
-  void OnChunk(ExportChunk chunk) {
-    if (cancelled_.load(std::memory_order_relaxed)) return Finish(WriteFailed());
-    if (env_.draining) return Finish(ShuttingDown());
-    if (chunk.next == kExportDone) {
+  // On a shard thread (or at once, on an error).
+  void OnChunk(absl::StatusOr<ShardChunk<Item>> chunk) {
+    if (!chunk.ok()) return this->Finish(ToGrpcStatus(chunk.status()));
+    if (cancelled_.load(std::memory_order_relaxed)) return this->Finish(WriteFailed());
+    if (env_.draining) return this->Finish(ShuttingDown());
+    if (chunk->next == kExportDone) {
       ++shard_;
       from_ = 0;
     } else {
-      from_ = chunk.next;
+      from_ = chunk->next;
     }
-    chunk_ = std::move(chunk.profiles);
+    items_ = std::move(chunk->items);
     next_ = 0;
     WriteNext();
   }
 
   // REQUIRES: no write and no read in flight.
   void WriteNext() {
-    if (next_ == chunk_.size()) {
-      chunk_.clear();
+    if (next_ == items_.size()) {
+      items_.clear();
       return ReadChunk();
     }
-    if (env_.draining) return Finish(ShuttingDown());
+    if (env_.draining) return this->Finish(ShuttingDown());
     batch_.Clear();
     size_t bytes = 0;
-    while (next_ < chunk_.size() && bytes < batch_bytes_) {
-      v1::Profile* p = batch_.add_profiles();
-      ToProto(chunk_[next_], p);
-      chunk_[next_] = ProfileData();  // converted: its memory is the batch's now
-      bytes += p->ByteSizeLong();
+    while (next_ < items_.size() && bytes < batch_bytes_) {
+      bytes += Source::Add(std::move(items_[next_]), &batch_);
       ++next_;
     }
-    StartWrite(&batch_);
+    this->StartWrite(&batch_);
   }
 
   ServiceEnv& env_;
   const size_t batch_bytes_;
+  const Source source_;
   std::atomic<bool> cancelled_{false};
-  int shard_ = 0;                   // the shard being read
-  uint32_t from_ = 0;               // the slot of shard_ to read from next
-  std::vector<ProfileData> chunk_;  // the chunk being written
-  size_t next_ = 0;                 // the first profile of chunk_ not yet written
-  v1::ExportBatch batch_;
+  int shard_ = 0;            // the shard being read
+  uint32_t from_ = 0;        // the slot of shard_ to read from next
+  std::vector<Item> items_;  // the piece being written
+  size_t next_ = 0;          // the first item of items_ not yet written
+  Batch batch_;
+};
+
+// ListMembers: the keys of a segment's members.
+struct MemberSource {
+  using Item = std::string;
+  using Batch = v1::MemberBatch;
+  std::string segment;
+
+  void Read(Engine& engine, int shard, uint32_t from,
+            Engine::Done<absl::StatusOr<ShardChunk<std::string>>> done) const {
+    engine.MembersChunkAsync(segment, shard, from, kMembersPerChunk, std::move(done));
+  }
+  static size_t Add(std::string&& key, v1::MemberBatch* batch) {
+    const size_t bytes = key.size() + 3;  // tag and length of the repeated field entry
+    batch->add_keys(std::move(key));
+    return bytes;
+  }
+};
+
+// Export: whole profiles.
+struct ProfileSource {
+  using Item = ProfileData;
+  using Batch = v1::ExportBatch;
+
+  void Read(Engine& engine, int shard, uint32_t from,
+            Engine::Done<absl::StatusOr<ShardChunk<ProfileData>>> done) const {
+    engine.ExportChunkAsync(shard, from, kProfilesPerChunk,
+                            [done = std::move(done)](ShardChunk<ProfileData> chunk) mutable {
+                              std::move(done)(std::move(chunk));
+                            });
+  }
+  static size_t Add(ProfileData&& profile, v1::ExportBatch* batch) {
+    v1::Profile* p = batch->add_profiles();
+    ToProto(profile, p);
+    profile = ProfileData();  // converted: its memory is the batch's now
+    return p->ByteSizeLong();
+  }
 };
 
 }  // namespace
@@ -188,8 +186,13 @@ grpc::ServerUnaryReactor* QueryService::GetProfile(grpc::CallbackServerContext* 
 
 grpc::ServerWriteReactor<v1::MemberBatch>* QueryService::ListMembers(
     grpc::CallbackServerContext* ctx, const v1::ListMembersRequest* request) {
-  auto* writer = new MembersWriter(env_, BatchBytes(env_));
-  writer->Start(request->segment());
+  auto* writer =
+      new ShardChunkWriter<MemberSource>(env_, BatchBytes(env_), MemberSource{request->segment()});
+  if (absl::Status s = ValidateSegmentId(request->segment()); !s.ok()) {
+    writer->Finish(ToGrpcStatus(s));
+  } else {
+    writer->Start();
+  }
   return writer;
 }
 
@@ -227,7 +230,7 @@ grpc::ServerUnaryReactor* QueryService::Explain(grpc::CallbackServerContext* ctx
 
 grpc::ServerWriteReactor<v1::ExportBatch>* QueryService::Export(grpc::CallbackServerContext* ctx,
                                                                 const v1::ExportRequest* request) {
-  auto* writer = new ExportWriter(env_, BatchBytes(env_));
+  auto* writer = new ShardChunkWriter<ProfileSource>(env_, BatchBytes(env_), ProfileSource{});
   writer->Start();
   return writer;
 }

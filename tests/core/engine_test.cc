@@ -530,6 +530,38 @@ TEST_CASE_METHOD(EngineFixture, "Explain shows each sub-expression and its value
   CHECK(engine.Explain("a", "", "").status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE_METHOD(EngineFixture, "Members are read shard by shard in pieces of at most max keys",
+                 "[core][query]") {
+  for (int i = 0; i < 25; ++i) Set("u" + std::to_string(i), {{"age", Value::Int(i)}});
+  REQUIRE(engine.PutSegment({"late", "age >= 12", ""}, false).ok());
+  using Chunk = absl::StatusOr<ShardChunk<std::string>>;
+  auto read = [&](int shard, uint32_t from, size_t max) {
+    Chunk out = absl::UnknownError("not called");
+    engine.MembersChunkAsync("late", shard, from, max, [&](Chunk c) { out = std::move(c); });
+    return out;
+  };
+  std::vector<std::string> keys;
+  for (int shard = 0; shard < engine.num_shards(); ++shard) {
+    for (uint32_t from = 0; from != kExportDone;) {
+      Chunk c = read(shard, from, 3);
+      REQUIRE(c.ok());
+      CHECK(c->items.size() <= 3);
+      for (std::string& k : c->items) keys.push_back(std::move(k));
+      from = c->next;
+    }
+  }
+  std::vector<std::string> want;
+  for (int i = 12; i < 25; ++i) want.push_back("u" + std::to_string(i));
+  CHECK(Sorted(keys) == Sorted(want));
+  CHECK(Sorted(*engine.Members("late")) == Sorted(want));
+
+  // A listing whose segment goes away meanwhile ends NOT_FOUND.
+  REQUIRE(engine.DeleteSegment("late").ok());
+  Chunk gone = read(0, 0, 3);
+  CHECK(gone.status().code() == absl::StatusCode::kNotFound);
+  CHECK(gone.status().message() == "segment 'late' not found");
+}
+
 }  // namespace
 }  // namespace segd::testing
 
@@ -550,6 +582,7 @@ TEST_CASE_METHOD(EngineFixture, "A 16 KiB chain of additions is stored, evaluate
   CHECK(engine.PutSegment({"too_long", rule + "+1", ""}, false).status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
+
 
 }  // namespace
 }  // namespace segd::testing
