@@ -8,6 +8,7 @@ packages=(
   libabsl-dev libre2-dev libspdlog-dev libfmt-dev catch2 libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   python3-grpcio python3-grpc-tools
+  libmemcached-dev libssl-dev
 )
 
 missing=()
