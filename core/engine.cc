@@ -587,7 +587,7 @@ void Engine::SnapshotAsync(std::shared_ptr<const StringSet> segments, Done<Snaps
   // Under the catalog lock: the cut comes after every segment operation posted before.
   absl::MutexLock lock(&catalog_mu_);
   struct Part {
-    std::vector<Change> members;
+    std::vector<Snapshot::Group> groups;
     uint64_t position = 0;
   };
   auto parts = std::make_shared<std::vector<Part>>(shards_.size());
@@ -595,14 +595,14 @@ void Engine::SnapshotAsync(std::shared_ptr<const StringSet> segments, Done<Snaps
       [this, segments, parts](Shard& s) {
         Current(s).Flush();
         Part& part = (*parts)[s.index()];
-        s.SnapshotMembers(segments.get(), &part.members);
+        s.SnapshotMembers(segments.get(), &part.groups);
         part.position = s.changes().end();
       },
       [this, parts, done = std::move(done)]() mutable {
         Snapshot snap;
         snap.cursor.incarnation = incarnation_;
         for (Part& part : *parts) {
-          for (Change& c : part.members) snap.members.push_back(std::move(c));
+          for (Snapshot::Group& g : part.groups) snap.groups.push_back(std::move(g));
           snap.cursor.positions.push_back(part.position);
         }
         std::move(done)(std::move(snap));

@@ -23,6 +23,7 @@
 #include "core/segment_catalog.h"
 #include "core/shard.h"
 #include "core/shard_executor.h"
+#include "core/snapshot.h"
 #include "core/text.h"
 
 namespace segd {
@@ -71,13 +72,6 @@ struct EngineStats {
   uint64_t memory_bytes = 0;
   int64_t now = 0;
   uint64_t incarnation = 0;
-};
-
-// A snapshot of the members of some segments, and the cursor of the cut: reading
-// the change log after `cursor` continues exactly where the snapshot ends (SPEC §4).
-struct Snapshot {
-  std::vector<Change> members;  // cause kSnapshot, kind kEnter
-  Cursor cursor;
 };
 
 // A piece of one shard's profiles (or of their keys), read from a slot on, and where

@@ -434,13 +434,17 @@ uint32_t Shard::ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>
   return p < store_.slot_limit() ? p : kExportDone;
 }
 
-void Shard::SnapshotMembers(const StringSet* segments, std::vector<Change>* out) const {
+void Shard::SnapshotMembers(const StringSet* segments, std::vector<Snapshot::Group>* out) const {
   for (uint32_t slot : order_) {
     const SegmentState& s = *segments_[slot];
     if (segments != nullptr && !segments->contains(s.def->id)) continue;
+    Snapshot::Group& g = out->emplace_back();
+    g.segment = s.def->id;
+    g.time = now_;
+    g.ends.reserve(s.member_count);
     table_.ForEachMember(slot, [&](Slot p) {
-      out->push_back(
-          Change{std::string(store_.Key(p)), s.def->id, ChangeKind::kEnter, now_, Cause::kSnapshot});
+      g.keys.append(store_.Key(p));
+      g.ends.push_back(static_cast<uint32_t>(g.keys.size()));
     });
   }
 }

@@ -20,6 +20,7 @@
 #include "core/membership_table.h"
 #include "core/profile_store.h"
 #include "core/segment_catalog.h"
+#include "core/snapshot.h"
 #include "core/text.h"
 #include "core/timer_queue.h"
 
@@ -113,8 +114,9 @@ class Shard {
   // Appends at most `max` profiles from slot `from` on to `out`; returns the slot to
   // continue from, or kExportDone after the last.
   uint32_t ReadProfiles(uint32_t from, size_t max, std::vector<ProfileData>* out);
-  // ENTER/SNAPSHOT changes for every member of the given segments (null: all).
-  void SnapshotMembers(const StringSet* segments, std::vector<Change>* out) const;
+  // Appends a group with the keys of every member of each of the given segments (null:
+  // all) to `out`.
+  void SnapshotMembers(const StringSet* segments, std::vector<Snapshot::Group>* out) const;
 
   // Moves the changes of the operations so far to the change log.
   void Flush();

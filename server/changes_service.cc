@@ -126,9 +126,9 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
     {
       absl::MutexLock lock(&mu_);
       if (finished_ || finishing_.has_value()) return;
-      snapshot_ = std::move(snap.members);
-      snapshot_next_ = 0;
       cursor_ = std::move(snap.cursor);
+      snapshot_ = std::move(snap);
+      snapshot_next_ = Snapshot::Position();
       phase_ = Phase::kSnapshot;
     }
     wakeup_->Notify();
@@ -158,13 +158,14 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
   }
 
   void NextSnapshotBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const size_t n = std::min(kMaxBatchChanges, snapshot_.size() - snapshot_next_);
-    for (size_t i = 0; i < n; ++i) ToProto(snapshot_[snapshot_next_ + i], batch_.add_changes());
-    snapshot_next_ += n;
-    if (n > 0) return;
+    std::vector<Change> changes;
+    if (snapshot_.Read(&snapshot_next_, kMaxBatchChanges, &changes) > 0) {
+      for (const Change& c : changes) ToProto(c, batch_.add_changes());
+      return;
+    }
     batch_.set_snapshot_done(true);
     batch_.set_cursor(CursorToBytes(cursor_));
-    std::vector<Change>().swap(snapshot_);
+    snapshot_ = Snapshot();
     phase_ = Phase::kLive;
   }
 
@@ -196,7 +197,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
 
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     finished_ = true;
-    std::vector<Change>().swap(snapshot_);
+    snapshot_ = Snapshot();
     Finish(status);
   }
 
@@ -210,8 +211,8 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
   absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kSnapshotPending;
   Cursor cursor_ ABSL_GUARDED_BY(mu_);
-  std::vector<Change> snapshot_ ABSL_GUARDED_BY(mu_);
-  size_t snapshot_next_ ABSL_GUARDED_BY(mu_) = 0;
+  Snapshot snapshot_ ABSL_GUARDED_BY(mu_);  // kSnapshot: the members still to send
+  Snapshot::Position snapshot_next_ ABSL_GUARDED_BY(mu_);
   v1::ChangeBatch batch_ ABSL_GUARDED_BY(mu_);  // the write in flight
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // The live phase starts with a batch at once: the subscriber learns its cursor.

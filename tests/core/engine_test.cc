@@ -445,8 +445,12 @@ TEST_CASE_METHOD(EngineFixture, "A snapshot and its cut lose and repeat nothing"
   Set("b", {{"country", Value::String("SE")}});
   StringSet only = {"dk"};
   Snapshot snap = engine.TakeSnapshot(&only);
-  REQUIRE(snap.members.size() == 1);
-  CHECK(Describe(snap.members[0]) == "a ENTER dk @" + std::to_string(kT0) + " SNAPSHOT");
+  REQUIRE(snap.size() == 1);
+  std::vector<Change> members;
+  Snapshot::Position pos;
+  CHECK(snap.Read(&pos, 10, &members) == 1);
+  REQUIRE(members.size() == 1);
+  CHECK(Describe(members[0]) == "a ENTER dk @" + std::to_string(kT0) + " SNAPSHOT");
   Set("c", {{"country", Value::String("DK")}});
   std::vector<Change> live;
   REQUIRE(engine.ReadChanges(&snap.cursor, 100, &only, &live).ok());
@@ -582,7 +586,6 @@ TEST_CASE_METHOD(EngineFixture, "A 16 KiB chain of additions is stored, evaluate
   CHECK(engine.PutSegment({"too_long", rule + "+1", ""}, false).status().code() ==
         absl::StatusCode::kInvalidArgument);
 }
-
 
 }  // namespace
 }  // namespace segd::testing

@@ -141,7 +141,11 @@ TEST_CASE("A snapshot cut during ingest loses and repeats nothing", "[core][thre
   producer.join();
   REQUIRE(failures == 0);
   std::set<std::string> state;
-  for (const Change& c : snap.members) state.insert(c.key);
+  std::vector<Change> snapshot;
+  Snapshot::Position pos;
+  snap.Read(&pos, snap.size(), &snapshot);
+  CHECK(snap.Read(&pos, 1, &snapshot) == 0);
+  for (const Change& c : snapshot) state.insert(c.key);
   std::vector<Change> live;
   REQUIRE(engine.ReadChanges(&snap.cursor, 1 << 20, nullptr, &live).ok());
   for (const Change& c : live) {
