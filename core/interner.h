@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "core/text.h"
 
 namespace segd {
 
@@ -32,7 +33,7 @@ class Interner {
  private:
   std::deque<std::string> storage_;  // stable addresses
   std::vector<std::string_view> strings_;
-  absl::flat_hash_map<std::string_view, uint32_t> ids_;
+  absl::flat_hash_map<std::string_view, uint32_t, StringHash, StringEq> ids_;
 };
 
 }  // namespace segd

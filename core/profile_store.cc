@@ -377,7 +377,7 @@ absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Re
                                [](const codec::Field& f, uint32_t id) { return f.name < id; });
     return it != fields.end() && it->name == *id ? &*it : nullptr;
   };
-  absl::flat_hash_map<std::string_view, size_t> by_name;
+  absl::flat_hash_map<std::string_view, size_t, StringHash, StringEq> by_name;
   auto at = [&](std::string_view name) -> AttrChange& {
     auto [it, inserted] = by_name.try_emplace(name, plan->size());
     if (inserted) plan->emplace_back().name = name;
@@ -389,7 +389,7 @@ absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Re
     c.op = AttrChange::kSetRef;
     c.ref = &value;
   }
-  absl::flat_hash_map<std::string_view, size_t> last_increment;
+  absl::flat_hash_map<std::string_view, size_t, StringHash, StringEq> last_increment;
   for (size_t i = 0; i < u.increment.size(); ++i) last_increment[u.increment[i].first] = i;
   for (size_t i = 0; i < u.increment.size(); ++i) {
     const auto& [name, delta] = u.increment[i];

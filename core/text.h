@@ -19,7 +19,10 @@ inline absl::string_view AsAbsl(std::string_view s) {
 
 struct StringHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return absl::Hash<std::string_view>{}(s); }
+  // Abseil's own string hash: for std::string_view, Debian's absl::Hash falls back to
+  // std::hash (an out-of-line MurmurHash), which is slower on the short keys and names
+  // hashed on every update.
+  size_t operator()(std::string_view s) const { return absl::Hash<absl::string_view>{}(AsAbsl(s)); }
 };
 struct StringEq {
   using is_transparent = void;
