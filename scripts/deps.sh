@@ -9,6 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   python3-grpcio python3-grpc-tools
   libmemcached-dev libssl-dev
+  redis-server
 )
 
 missing=()

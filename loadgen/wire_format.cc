@@ -1,0 +1,241 @@
+#include "loadgen/wire_format.h"
+
+#include <bit>
+#include <cstring>
+
+// Sizes are computed before anything is written, so that every nested message's length
+// prefix is written once, in front of it, with no back-patching. All field numbers of
+// segd.v1 are below 16, so every tag is one byte.
+//
+// Proto3 omits scalar fields that hold their default (empty string, 0) — except members of
+// a oneof, which are written whenever set: an int Value of 0 is `10 00`.
+namespace segd::load::wire {
+namespace {
+
+// segd.v1 field numbers (see proto/segd/v1/segd.proto).
+constexpr uint32_t kValueString = 1, kValueInt = 2, kValueFloat = 3, kValueBool = 4, kValueTime = 5,
+                   kValueList = 6;
+constexpr uint32_t kStringListValues = 1;
+constexpr uint32_t kEventType = 1, kEventTime = 2, kEventProperties = 3, kEventId = 4;
+constexpr uint32_t kProfileKey = 1, kProfileAttributes = 2, kProfileEvents = 3;
+constexpr uint32_t kMapEntryKey = 1, kMapEntryValue = 2;
+
+// The size of a length-delimited field holding `n` bytes, tag included.
+size_t FieldSize(size_t n) { return 1 + VarintSize(n) + n; }
+
+size_t ValueSize(const Value& v) {
+  switch (v.kind()) {
+    case ValueKind::kString:
+      return FieldSize(v.string_value().size());
+    case ValueKind::kInt:
+      return 1 + VarintSize(static_cast<uint64_t>(v.int_value()));
+    case ValueKind::kFloat:
+      return 1 + 8;
+    case ValueKind::kBool:
+      return 1 + 1;
+    case ValueKind::kTime:
+      return 1 + VarintSize(static_cast<uint64_t>(v.time_value()));
+    case ValueKind::kList: {
+      size_t list = 0;
+      for (const std::string& s : v.list_value()) list += FieldSize(s.size());
+      return FieldSize(list);
+    }
+  }
+  return 0;
+}
+
+void AppendValue(const Value& v, std::string* out) {
+  switch (v.kind()) {
+    case ValueKind::kString:
+      AppendBytesField(kValueString, v.string_value(), out);
+      return;
+    case ValueKind::kInt:
+      AppendVarintField(kValueInt, static_cast<uint64_t>(v.int_value()), out);
+      return;
+    case ValueKind::kFloat: {
+      AppendTag(kValueFloat, WireType::kFixed64, out);
+      const uint64_t bits = std::bit_cast<uint64_t>(v.float_value());
+      char le[8];
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<char>(bits >> (8 * i));
+      out->append(le, 8);
+      return;
+    }
+    case ValueKind::kBool:
+      AppendVarintField(kValueBool, v.bool_value() ? 1 : 0, out);
+      return;
+    case ValueKind::kTime:
+      AppendVarintField(kValueTime, static_cast<uint64_t>(v.time_value()), out);
+      return;
+    case ValueKind::kList: {
+      size_t list = 0;
+      for (const std::string& s : v.list_value()) list += FieldSize(s.size());
+      AppendTag(kValueList, WireType::kLengthDelimited, out);
+      AppendVarint(list, out);
+      for (const std::string& s : v.list_value()) AppendBytesField(kStringListValues, s, out);
+      return;
+    }
+  }
+}
+
+// A map<string, Value> entry's message (without its own tag and length).
+size_t EntrySize(const std::string& name, const Value& v) {
+  return FieldSize(name.size()) + FieldSize(ValueSize(v));
+}
+
+void AppendEntries(uint32_t field, const NamedValues& values, std::string* out) {
+  for (const auto& [name, v] : values) {
+    AppendTag(field, WireType::kLengthDelimited, out);
+    AppendVarint(EntrySize(name, v), out);
+    AppendBytesField(kMapEntryKey, name, out);
+    AppendTag(kMapEntryValue, WireType::kLengthDelimited, out);
+    AppendVarint(ValueSize(v), out);
+    AppendValue(v, out);
+  }
+}
+
+size_t EntriesSize(const NamedValues& values) {
+  size_t n = 0;
+  for (const auto& [name, v] : values) n += FieldSize(EntrySize(name, v));
+  return n;
+}
+
+size_t EventSize(const Event& e) {
+  size_t n = 0;
+  if (!e.type.empty()) n += FieldSize(e.type.size());
+  if (e.time != 0) n += 1 + VarintSize(static_cast<uint64_t>(e.time));
+  n += EntriesSize(e.properties);
+  if (!e.id.empty()) n += FieldSize(e.id.size());
+  return n;
+}
+
+void AppendEvent(const Event& e, std::string* out) {
+  if (!e.type.empty()) AppendBytesField(kEventType, e.type, out);
+  if (e.time != 0) AppendVarintField(kEventTime, static_cast<uint64_t>(e.time), out);
+  AppendEntries(kEventProperties, e.properties, out);
+  if (!e.id.empty()) AppendBytesField(kEventId, e.id, out);
+}
+
+}  // namespace
+
+size_t VarintSize(uint64_t v) { return v == 0 ? 1 : (std::bit_width(v) + 6) / 7; }
+
+void AppendVarint(uint64_t v, std::string* out) {
+  char buf[10];
+  size_t n = 0;
+  while (v >= 0x80) {
+    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
+}
+
+void AppendTag(uint32_t field, WireType type, std::string* out) {
+  AppendVarint((uint64_t{field} << 3) | static_cast<uint64_t>(type), out);
+}
+
+void AppendBytesField(uint32_t field, std::string_view bytes, std::string* out) {
+  AppendTag(field, WireType::kLengthDelimited, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes);
+}
+
+void AppendVarintField(uint32_t field, uint64_t v, std::string* out) {
+  AppendTag(field, WireType::kVarint, out);
+  AppendVarint(v, out);
+}
+
+size_t ProfileSize(const ProfileData& profile) {
+  size_t n = 0;
+  if (!profile.key.empty()) n += FieldSize(profile.key.size());
+  n += EntriesSize(profile.attributes);
+  for (const Event& e : profile.events) n += FieldSize(EventSize(e));
+  return n;
+}
+
+void AppendProfile(const ProfileData& profile, std::string* out) {
+  if (!profile.key.empty()) AppendBytesField(kProfileKey, profile.key, out);
+  AppendEntries(kProfileAttributes, profile.attributes, out);
+  for (const Event& e : profile.events) {
+    AppendTag(kProfileEvents, WireType::kLengthDelimited, out);
+    AppendVarint(EventSize(e), out);
+    AppendEvent(e, out);
+  }
+}
+
+void AppendReplayProfile(const ProfileData& profile, std::string* out) {
+  AppendTag(kReplayRequestProfiles, WireType::kLengthDelimited, out);
+  AppendVarint(ProfileSize(profile), out);
+  AppendProfile(profile, out);
+}
+
+void AppendKeyedUpdate(std::string_view key, std::string_view body, std::string* out) {
+  AppendTag(kUpdateBatchUpdates, WireType::kLengthDelimited, out);
+  AppendVarint(FieldSize(key.size()) + body.size(), out);
+  AppendBytesField(kProfileUpdateKey, key, out);
+  out->append(body);
+}
+
+// ---- Reader ----
+
+bool Reader::ReadVarint(uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (p_ == end_) return Fail();
+    const auto byte = static_cast<uint8_t>(*p_++);
+    result |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return Fail();
+}
+
+bool Reader::ReadTag(uint32_t* field, WireType* type) {
+  uint64_t tag;
+  if (!ReadVarint(&tag)) return false;
+  if ((tag >> 3) == 0 || (tag >> 3) > UINT32_MAX) return Fail();
+  *field = static_cast<uint32_t>(tag >> 3);
+  *type = static_cast<WireType>(tag & 7);
+  return true;
+}
+
+bool Reader::ReadLengthDelimited(std::string_view* bytes) {
+  uint64_t n;
+  if (!ReadVarint(&n)) return false;
+  if (n > static_cast<uint64_t>(end_ - p_)) return Fail();
+  *bytes = std::string_view(p_, static_cast<size_t>(n));
+  p_ += n;
+  return true;
+}
+
+bool Reader::Skip(WireType type) {
+  switch (type) {
+    case WireType::kVarint: {
+      uint64_t ignored;
+      return ReadVarint(&ignored);
+    }
+    case WireType::kFixed64:
+      if (end_ - p_ < 8) return Fail();
+      p_ += 8;
+      return true;
+    case WireType::kLengthDelimited: {
+      std::string_view ignored;
+      return ReadLengthDelimited(&ignored);
+    }
+    case WireType::kFixed32:
+      if (end_ - p_ < 4) return Fail();
+      p_ += 4;
+      return true;
+  }
+  return Fail();  // groups (3, 4) and reserved types: not used by segd.v1
+}
+
+bool Reader::Fail() {
+  p_ = end_ = nullptr;
+  failed_ = true;
+  return false;
+}
+
+}  // namespace segd::load::wire
