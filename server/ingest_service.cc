@@ -1,5 +1,6 @@
 #include "server/ingest_service.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -431,6 +432,11 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
 
   void OnDone() override {
     service_.Unregister(this);
+    // A replay converts its profiles on gRPC threads and frees them on shard threads,
+    // leaving glibc's per-thread arenas with free memory that RSS still counts (about
+    // 170 bytes a profile after a 1 M-profile preload). Give it back once the bulk
+    // load is over: one call per Replay, a few milliseconds.
+    malloc_trim(0);
     Unref();
   }
 
