@@ -803,6 +803,28 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
   });
 }
 
+void ProfileStore::ScanEvents(Slot slot, int64_t now,
+                              absl::FunctionRef<bool(int64_t, uint32_t)> f) const {
+  const codec::BlobLayout b = impl_->Layout(impl_->rec(slot));
+  const int64_t cutoff = now - options_.retention_ms;
+  codec::EventHead h;
+  int64_t prev = -1;
+  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
+    p = codec::NextEvent(p, b.end, prev, &h);
+    if (h.time > cutoff && !f(h.time, h.type)) return;
+  }
+}
+
+void ProfileStore::PrefetchBlob(Slot slot) const {
+  const Impl::Record& r = impl_->rec(slot);
+  if (r.data != nullptr) {
+    __builtin_prefetch(r.data);
+    __builtin_prefetch(r.data + 64);
+    __builtin_prefetch(r.data + 128);
+    __builtin_prefetch(r.data + 192);
+  }
+}
+
 ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
   const Impl::Record& r = impl_->rec(slot);
   const codec::BlobLayout b = impl_->Layout(r);

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "core/engine_options.h"
 #include "core/interner.h"
@@ -82,6 +83,14 @@ class ProfileStore {
   // Fills `view` with the profile as of `now`: events at or before now - retention
   // are left out.
   void Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts = kAll) const;
+
+  // Calls f(time, type) for each event of the profile as of `now` (as Load keeps them),
+  // in history order, until f returns false; reads the event heads only. For scans of
+  // every profile (funnels) that test types and times and need no view.
+  void ScanEvents(Slot slot, int64_t now, absl::FunctionRef<bool(int64_t, uint32_t)> f) const;
+
+  // Starts loading the blob of a live profile (scans that walk the slots in order).
+  void PrefetchBlob(Slot slot) const;
 
   // The profile as a client sees it: attributes sorted by name, retained events in
   // history order, `segments` left empty (the shard fills it).

@@ -295,15 +295,14 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   // The backfill: every profile, as of now. A replaced rule may also drop timers it no
   // longer needs; those fire once, find nothing due, and are rescheduled.
   SegmentDiff diff;
-  for (Slot p = 0; p < store_.slot_limit(); ++p) {
-    if (!store_.IsLive(p)) continue;
+  ForEachProfile([&](Slot p) {
     const bool was = IsMember(def->slot, p);
     Mark(def->slot);
     const int64_t due = Reevaluate(p, now_, Cause::kSegmentPut, /*quiet=*/false);
     Schedule(p, due, /*replace=*/false);
     const bool is = IsMember(def->slot, p);
     if (is != was) ++(is ? diff.entered : diff.exited);
-  }
+  });
   diff.members = state->member_count;
   return diff;
 }
@@ -313,17 +312,20 @@ SegmentDiff Shard::DryRunSegment(const SegmentDef& def, const SegmentCatalog& ca
   Bind(*rule, catalog, /*intern=*/false);
   const ProfileStore::LoadParts parts = PartsRead(def.info);
   SegmentDiff diff;
-  for (Slot p = 0; p < store_.slot_limit(); ++p) {
-    if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_, parts);
-    const ProfileMembership membership(*this, p);
-    Evaluator eval(view_, now_, options_.retention_ms, &membership);
-    const bool is = eval.Test(*rule);
+  ForEachProfile([&](Slot p) {
+    const bool is = Test(*rule, p, parts);
     const bool was = IsMember(def.slot, p) && segments_[def.slot]->def->id == def.id;
     if (is != was) ++(is ? diff.entered : diff.exited);
     diff.members += is;
-  }
+  });
   return diff;
+}
+
+bool Shard::Test(const Expr& rule, Slot p, ProfileStore::LoadParts parts) {
+  store_.Load(p, now_, &view_, parts);
+  const ProfileMembership membership(*this, p);
+  Evaluator eval(view_, now_, options_.retention_ms, &membership);
+  return eval.Test(rule);
 }
 
 uint64_t Shard::DeleteSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
@@ -378,14 +380,10 @@ void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* mat
   std::unique_ptr<Expr> bound = CloneExpr(rule);
   Bind(*bound, catalog, /*intern=*/false);
   const ProfileStore::LoadParts parts = PartsRead(CollectRuleInfo(rule));
-  for (Slot p = 0; p < store_.slot_limit(); ++p) {
-    if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_, parts);
-    const ProfileMembership membership(*this, p);
-    Evaluator eval(view_, now_, options_.retention_ms, &membership);
-    *matched += eval.Test(*bound);
+  ForEachProfile([&](Slot p) {
+    *matched += Test(*bound, p, parts);
     ++*total;
-  }
+  });
 }
 
 void Shard::Funnel(std::span<const Selector> steps, int64_t within_ms,
@@ -402,14 +400,33 @@ void Shard::Funnel(std::span<const Selector> steps, int64_t within_ms,
     bound.push_back(std::move(holder.steps[0]));
   }
   counts->resize(steps.size(), 0);
-  for (Slot p = 0; p < store_.slot_limit(); ++p) {
-    if (!store_.IsLive(p)) continue;
-    store_.Load(p, now_, &view_, ProfileStore::kEvents);  // steps read events only
-    Evaluator eval(view_, now_, options_.retention_ms, nullptr);
-    const size_t k = eval.MatchSequence(bound, within_ms, scanned);
+  // Steps that test only the event type (the usual funnel) are matched on the event
+  // heads as they are decoded, with no view; the greedy match is the evaluator's
+  // (MatchSequence): each step takes the earliest event after the previous step's.
+  const bool types_only =
+      std::all_of(bound.begin(), bound.end(), [](const Selector& s) { return s.where == nullptr; });
+  // ScanEvents drops what retention drops; `within` bounds the window further.
+  const int64_t window_start =
+      within_ms < 0 ? std::numeric_limits<int64_t>::min() : now_ - within_ms;
+  ForEachProfile([&](Slot p) {
+    size_t k = 0;
+    if (types_only) {
+      uint64_t seen = 0;
+      store_.ScanEvents(p, now_, [&](int64_t time, uint32_t type) {
+        if (time <= window_start) return true;
+        ++seen;
+        if (bound[k].any_type || bound[k].type_id == type) ++k;
+        return k < bound.size();
+      });
+      *scanned += seen;
+    } else {
+      store_.Load(p, now_, &view_, ProfileStore::kEvents);  // steps read events only
+      Evaluator eval(view_, now_, options_.retention_ms, nullptr);
+      k = eval.MatchSequence(bound, within_ms, scanned);
+    }
     for (size_t i = 0; i < k; ++i) ++(*counts)[i];
     ++*total;
-  }
+  });
 }
 
 std::optional<ExplainResult> Shard::Explain(std::string_view key, const Expr& rule,

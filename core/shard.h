@@ -128,6 +128,25 @@ class Shard {
   struct SegmentState;
   class ProfileMembership;
 
+  // Calls f(p) for every live profile slot, in slot order, loading the blobs and
+  // membership rows of the profiles a few slots ahead: a scan of every profile
+  // (backfill, count, funnel) is otherwise bound by one cache miss per profile.
+  template <typename F>
+  void ForEachProfile(const F& f) const {
+    constexpr Slot kAhead = 8;
+    const Slot limit = store_.slot_limit();
+    for (Slot p = 0; p < limit; ++p) {
+      if (p + kAhead < limit) {
+        store_.PrefetchBlob(p + kAhead);
+        table_.PrefetchRow(p + kAhead);
+      }
+      if (store_.IsLive(p)) f(p);
+    }
+  }
+
+  // Evaluates a bound rule for profile p as of now (memberships as they stand).
+  bool Test(const Expr& rule, Slot p, ProfileStore::LoadParts parts);
+
   bool IsMember(uint32_t segment_slot, Slot p) const;
   // The profile as a client sees it, with its sorted segment ids.
   ProfileData ReadProfile(Slot p) const;
