@@ -32,6 +32,61 @@ constexpr size_t kMaxBatchesInFlight = 16;
 // --max-message-bytes of profiles).
 constexpr size_t kMaxReplaysInFlight = 2;
 
+// The read side of an ingest call, shared by Stream and Replay. Messages are read one at
+// a time, each handed to the engine before the next read starts (so that the engine sees
+// them in stream order), and reading goes on while fewer than a cap of messages are
+// unfinished. The call ends when the client has half-closed, the server drains or the
+// client is gone, and nothing is owed any more.
+//
+// Not thread-safe: its reactor guards it with its mutex.
+struct ReadAhead {
+  size_t in_engine = 0;      // messages handed to the engine, not yet done
+  bool reading = false;      // a read is outstanding, or being started
+  int starting_reads = 0;    // StartRead calls not yet returned
+  bool half_closed = false;  // the client has sent its last message
+  bool draining = false;     // the server is shutting down
+  bool broken = false;       // cancelled, or a write failed
+  bool finished = false;     // Finish was called (or is being)
+
+  bool stopping() const { return half_closed || draining || broken; }
+
+  // A read completed: true if its message goes to the engine (counted in in_engine;
+  // `reading` stays set until Handed), false if the call is stopping.
+  bool Take(bool ok) {
+    if (ok && !draining && !broken) {
+      ++in_engine;
+      return true;
+    }
+    reading = false;
+    if (!ok) half_closed = true;
+    return false;
+  }
+  // The message taken is in the engine: the next read may start.
+  void Handed() { reading = false; }
+
+  // Whether to start a read now, with `unfinished` messages in the engine or owed a
+  // reply; if so, the caller must call StartRead and then ReadStarted.
+  bool WantRead(size_t unfinished, size_t cap) {
+    if (stopping() || reading || unfinished >= cap) return false;
+    reading = true;
+    ++starting_reads;
+    return true;
+  }
+  void ReadStarted() { --starting_reads; }
+
+  // The status to finish with, once stopping and nothing is in the engine, `owed` or
+  // being read; nullopt until then (and after it was returned once).
+  std::optional<grpc::Status> FinishStatus(bool owed) {
+    if (finished || !stopping() || in_engine > 0 || owed || starting_reads > 0) {
+      return std::nullopt;
+    }
+    finished = true;
+    if (broken) return grpc::Status::CANCELLED;
+    if (half_closed) return grpc::Status::OK;
+    return ShuttingDown();
+  }
+};
+
 // A request message that is parsed into an arena, so that its strings and map entries
 // come from a few large blocks instead of a malloc each (and are freed at once by
 // Reset), on the hot path of every update.
@@ -126,18 +181,11 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      if (!draining_ && env_.draining) draining_ = true;
-      apply = ok && !draining_ && !broken_;
-      if (apply) {
-        ++in_engine_;  // reading_ stays set until the batch is handed over
-      } else {
-        // !ok: the client half-closed (or the call is gone). Draining: the batch is not
-        // applied; its producer sees no Ack for it and the stream end with UNAVAILABLE.
-        // Broken: no Ack could be written.
-        reading_ = false;
-        if (!ok) half_closed_ = true;
-        step = NextStep();
-      }
+      if (env_.draining) read_.draining = true;
+      // Not applied when draining (its producer sees no Ack for it and the stream end
+      // with UNAVAILABLE) or broken (no Ack could be written).
+      apply = read_.Take(ok);
+      if (!apply) step = NextStep();
     }
     if (!apply) {
       Run(std::move(step));
@@ -156,7 +204,7 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
     // this one.
     {
       absl::MutexLock lock(&mu_);
-      reading_ = false;
+      read_.Handed();
       step = NextStep();
     }
     Run(std::move(step));
@@ -193,7 +241,7 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      draining_ = true;
+      read_.draining = true;
       step = NextStep();
     }
     Run(std::move(step));
@@ -216,8 +264,8 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      --in_engine_;
-      if (!broken_) acks_.push_back(std::move(ack));
+      --read_.in_engine;
+      if (!read_.broken) acks_.push_back(std::move(ack));
       step = NextStep();
     }
     Run(std::move(step));
@@ -226,37 +274,23 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
 
   // The client is gone: nothing more can be written.
   void Break() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    broken_ = true;
+    read_.broken = true;
     acks_.clear();
   }
 
   Step NextStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Step step;
-    if (finished_) return step;
-    if (!draining_ && env_.draining) draining_ = true;
+    if (read_.finished) return step;
+    if (env_.draining) read_.draining = true;
     if (!writing_ && !acks_.empty()) {
       write_ = std::move(acks_.front());
       acks_.pop_front();
       writing_ = true;
       step.write = true;
     }
-    const bool stopping = half_closed_ || draining_ || broken_;
-    const size_t unacked = in_engine_ + acks_.size() + (writing_ ? 1 : 0);
-    if (!stopping && !reading_ && unacked < kMaxBatchesInFlight) {
-      reading_ = true;
-      ++starting_reads_;
-      step.read = true;
-    }
-    if (stopping && in_engine_ == 0 && !writing_ && acks_.empty() && starting_reads_ == 0) {
-      finished_ = true;
-      if (broken_) {
-        step.finish = grpc::Status::CANCELLED;
-      } else if (half_closed_) {
-        step.finish = grpc::Status::OK;
-      } else {
-        step.finish = ShuttingDown();
-      }
-    }
+    const size_t unacked = read_.in_engine + acks_.size() + (writing_ ? 1 : 0);
+    step.read = read_.WantRead(unacked, kMaxBatchesInFlight);
+    step.finish = read_.FinishStatus(/*owed=*/writing_ || !acks_.empty());
     return step;
   }
 
@@ -272,7 +306,7 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
       if (!step.read) return;
       StartRead(request_.get());
       absl::MutexLock lock(&mu_);
-      --starting_reads_;
+      read_.ReadStarted();
       step = NextStep();
     }
   }
@@ -287,15 +321,9 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
   v1::Ack write_;
 
   absl::Mutex mu_;
-  size_t in_engine_ ABSL_GUARDED_BY(mu_) = 0;      // batches handed to the engine
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;      // a read is outstanding, or being started
-  int starting_reads_ ABSL_GUARDED_BY(mu_) = 0;    // StartRead calls not yet returned
+  ReadAhead read_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;      // a write is in flight, or being started
   std::deque<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);  // Acks waiting for the write in flight
-  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;  // the client has sent its last batch
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;     // the server is shutting down
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;       // cancelled, or a write failed
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;     // Finish was called (or is being)
 };
 
 grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
@@ -384,15 +412,9 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      if (!draining_ && env_.draining) draining_ = true;
-      replay = ok && !draining_ && !broken_;
-      if (replay) {
-        ++in_engine_;
-      } else {
-        reading_ = false;
-        if (!ok) half_closed_ = true;
-        step = NextStep();
-      }
+      if (env_.draining) read_.draining = true;
+      replay = read_.Take(ok);
+      if (!replay) step = NextStep();
     }
     if (!replay) {
       Run(std::move(step));
@@ -414,7 +436,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
                             });
     {
       absl::MutexLock lock(&mu_);
-      reading_ = false;
+      read_.Handed();
       step = NextStep();
     }
     Run(std::move(step));
@@ -424,7 +446,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      broken_ = true;
+      read_.broken = true;
       step = NextStep();
     }
     Run(std::move(step));
@@ -444,7 +466,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      draining_ = true;
+      read_.draining = true;
       step = NextStep();
     }
     Run(std::move(step));
@@ -463,7 +485,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     Step step;
     {
       absl::MutexLock lock(&mu_);
-      --in_engine_;
+      --read_.in_engine;
       summary_.profiles += result.profiles;
       summary_.events += result.events;
       for (UpdateError& e : errors) summary_.errors.push_back(std::move(e));
@@ -475,27 +497,15 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
 
   Step NextStep() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Step step;
-    if (finished_) return step;
-    if (!draining_ && env_.draining) draining_ = true;
-    const bool stopping = half_closed_ || draining_ || broken_;
-    if (!stopping && !reading_ && in_engine_ < kMaxReplaysInFlight) {
-      reading_ = true;
-      ++starting_reads_;
-      step.read = true;
-    }
-    if (stopping && in_engine_ == 0 && starting_reads_ == 0) {
-      finished_ = true;
-      if (broken_) {
-        step.finish = grpc::Status::CANCELLED;
-      } else if (half_closed_) {
-        // Messages finish out of order across shards; errors are reported by index.
-        std::sort(summary_.errors.begin(), summary_.errors.end(),
-                  [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
-        ToProto(summary_, response_);
-        step.finish = grpc::Status::OK;
-      } else {
-        step.finish = ShuttingDown();
-      }
+    if (read_.finished) return step;
+    if (env_.draining) read_.draining = true;
+    step.read = read_.WantRead(read_.in_engine, kMaxReplaysInFlight);
+    step.finish = read_.FinishStatus(/*owed=*/false);
+    if (step.finish.has_value() && step.finish->ok()) {
+      // Messages finish out of order across shards; errors are reported by index.
+      std::sort(summary_.errors.begin(), summary_.errors.end(),
+                [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
+      ToProto(summary_, response_);
     }
     return step;
   }
@@ -509,7 +519,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
       if (!step.read) return;
       StartRead(request_.get());
       absl::MutexLock lock(&mu_);
-      --starting_reads_;
+      read_.ReadStarted();
       step = NextStep();
     }
   }
@@ -525,13 +535,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
   uint32_t next_index_ = 0;  // profiles in the messages before request_
 
   absl::Mutex mu_;
-  size_t in_engine_ ABSL_GUARDED_BY(mu_) = 0;    // messages handed to the engine
-  bool reading_ ABSL_GUARDED_BY(mu_) = false;    // a read is outstanding, or being started
-  int starting_reads_ ABSL_GUARDED_BY(mu_) = 0;  // StartRead calls not yet returned
-  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool draining_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  ReadAhead read_ ABSL_GUARDED_BY(mu_);
   ReplayResult summary_ ABSL_GUARDED_BY(mu_);
 };
 
