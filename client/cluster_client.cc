@@ -191,6 +191,24 @@ std::unique_ptr<Producer> ClusterClient::NewProducer() const {
   return std::unique_ptr<Producer>(new Producer(cluster_));
 }
 
+absl::StatusOr<std::unique_ptr<Replayer>> ClusterClient::NewReplayer(ReplayOptions options) const {
+  if (options.streams_per_shard < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ReplayOptions.streams_per_shard must be positive, not ", options.streams_per_shard));
+  }
+  if (options.message_bytes == 0) {
+    return absl::InvalidArgumentError("ReplayOptions.message_bytes must be positive, not 0");
+  }
+  const int n = static_cast<int>(cluster_->shards.size());
+  if (options.only_shard.has_value() && (*options.only_shard < 0 || *options.only_shard >= n)) {
+    return absl::InvalidArgumentError(absl::StrCat("ReplayOptions.only_shard: shard ",
+                                                   *options.only_shard, " is not in 0..", n - 1));
+  }
+  std::unique_ptr<Replayer> replayer(new Replayer(cluster_, std::move(options)));
+  replayer->Start();
+  return replayer;
+}
+
 // ---- Segments ----
 
 absl::StatusOr<v1::PutSegmentResponse> ClusterClient::PutSegment(

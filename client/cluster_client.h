@@ -11,6 +11,7 @@
 #include "client/cluster.h"
 #include "client/cluster_options.h"
 #include "client/producer.h"
+#include "client/replayer.h"
 #include "client/ring.h"
 #include "client/subscription.h"
 #include "segd/v1/segd.grpc.pb.h"
@@ -29,7 +30,8 @@ struct ClusterStats {
 // A client of a segd cluster (SPEC §6): a list of shards, each key on the shard the
 // ketama ring maps it to.
 //
-//   - Updates go to their key's shard: Producer (NewProducer).
+//   - Updates go to their key's shard: Producer (NewProducer); full profiles too:
+//     Replayer (NewReplayer).
 //   - Segment changes are broadcast to every shard (PutSegment, DeleteSegment).
 //   - Counts, funnels, member lists, stats and exports are gathered from the shards;
 //     GetSegment and ListSegments too, so that member counts are the cluster's.
@@ -59,6 +61,10 @@ class ClusterClient {
 
   // Streaming ingest into every shard; see Producer.
   std::unique_ptr<Producer> NewProducer() const;
+  // Replays full profiles into their shards (or one shard); see Replayer.
+  // INVALID_ARGUMENT if an option is out of range (streams_per_shard or message_bytes not
+  // positive, only_shard not an index in servers()).
+  absl::StatusOr<std::unique_ptr<Replayer>> NewReplayer(ReplayOptions options) const;
 
   // On every shard. entered/exited are summed, and so is the segment's member_count.
   absl::StatusOr<v1::PutSegmentResponse> PutSegment(const v1::PutSegmentRequest& request);

@@ -179,12 +179,11 @@ void Subscription::RunShard(int s, Position start) {
 
   Backoff backoff(options.reconnect_min_backoff, options.reconnect_max_backoff);
   while (true) {
+    // request_.snapshot asks for the initial snapshot only: once it is complete, the
+    // stream resumes from its cursor (the server ignores a cursor with snapshot set).
     v1::SubscribeRequest request = request_;
-    if (snapshot) {
-      request.set_snapshot(true);
-    } else {
-      request.set_cursor(cursor);
-    }
+    request.set_snapshot(snapshot);
+    if (!snapshot) request.set_cursor(cursor);
     grpc::ClientContext context;
     if (!BeginCall(s, &context)) return;
     std::unique_ptr<grpc::ClientReader<v1::ChangeBatch>> reader =

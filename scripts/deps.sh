@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libabsl-dev libre2-dev libspdlog-dev libfmt-dev catch2 libbenchmark-dev
+  libabsl-dev libre2-dev libspdlog-dev libfmt-dev catch2
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   python3-grpcio python3-grpc-tools
   libmemcached-dev libssl-dev

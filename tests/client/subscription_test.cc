@@ -333,6 +333,50 @@ TEST_CASE("A merged subscription reconnects to a shard that restarted and re-sna
   CHECK(live == Changes(keys, v1::CHANGE_KIND_ENTER));
 }
 
+TEST_CASE("A subscription that began with a snapshot resumes by cursor after a break",
+          "[client][cluster][subscribe][failure]") {
+  TestCluster cluster;
+  PutSegment(*cluster.client, "big", "x >= 10");
+  std::vector<std::string> members;
+  for (int s = 0; s < 3; ++s) members.push_back(cluster.KeysOn(s, 1, "m")[0]);
+  std::vector<v1::ProfileUpdate> updates;
+  for (const std::string& k : members) updates.push_back(SetInt(k, "x", 20));
+  Ingest(*cluster.client, std::move(updates));
+  absl::StatusOr<std::unique_ptr<Subscription>> sub =
+      Subscribe(*cluster.client, "", /*snapshot=*/true);
+  REQUIRE(sub.ok());
+  ChangeSet snapshot;
+  bool done = false;
+  while (!done) {
+    MergedBatch step = NextStep(**sub);
+    REQUIRE(step.kind == Kind::kChanges);
+    for (const v1::Change& c : step.batch.changes()) snapshot.emplace(c.key(), c.kind());
+    done = step.batch.snapshot_done();
+  }
+  CHECK(snapshot == Changes(members, v1::CHANGE_KIND_ENTER));
+
+  // Shard 2 restarts: its old cursor is out of range, so it alone is re-snapshot, and the
+  // caller is told; a silent second snapshot would repeat ENTERs of members.
+  cluster.Stop(2);
+  cluster.Restart(2);
+  MergedBatch step;
+  do {
+    step = NextOf(**sub, 2);
+  } while (step.kind == Kind::kReconnecting);
+  REQUIRE(step.kind == Kind::kResnapshot);
+  CHECK(step.reason.code() == absl::StatusCode::kOutOfRange);
+  do {
+    step = NextOf(**sub, 2);
+    REQUIRE(step.kind == Kind::kChanges);
+  } while (!step.shard_snapshot_done);
+
+  // The shards that stayed up go on from their cursors: a change, and nothing repeated.
+  Ingest(*cluster.client, {SetInt(members[0], "x", 1), SetInt(members[1], "x", 1)}, 2);
+  ChangeSet live;
+  Drain(**sub, cluster, {1, 1, 0}, &live);
+  CHECK(live == Changes({members[0], members[1]}, v1::CHANGE_KIND_EXIT));
+}
+
 // A Changes service that accepts every Subscribe and never sends a thing, as a server
 // behind a broken network would look.
 class SilentChanges final : public v1::Changes::Service {
