@@ -26,6 +26,7 @@
 #include "loadgen/monitor.h"
 #include "loadgen/report.h"
 #include "loadgen/window.h"
+#include "server/flag_names.h"
 
 ABSL_FLAG(std::string, servers, "127.0.0.1:7070",
           "comma list of segd shards host:port; with several, updates and profiles are routed "
@@ -66,23 +67,6 @@ constexpr int kUsageError = 2;
 int Usage(const std::string& message) {
   std::fprintf(stderr, "segload: %s\n", message.c_str());
   return kUsageError;
-}
-
-// SPEC spells flags with dashes (--in-flight); absl names them with underscores. Accept
-// both: rewrite the name part of every --flag[=value] to underscores.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
-  storage->reserve(static_cast<size_t>(argc));
-  std::vector<char*> out;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
-      const size_t end = std::min(arg.find('='), arg.size());
-      std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
-    }
-    storage->push_back(std::move(arg));
-    out.push_back(storage->back().data());
-  }
-  return out;
 }
 
 uint64_t MemTotalBytes() {
@@ -253,7 +237,7 @@ int main(int argc, char** argv) {
       "               [--only=preload,ingest,latency,fanout,backfill,funnel,redis] [flags]\n"
       "Flag names take dashes or underscores alike (--in-flight, --in_flight).");
   std::vector<std::string> storage;
-  std::vector<char*> args = segd::load::NormalizeFlagNames(argc, argv, &storage);
+  std::vector<char*> args = segd::server::NormalizeFlagNames(argc, argv, &storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   return segd::load::Main();
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/rule.h"
+#include "server/flag_names.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -53,23 +54,6 @@ int64_t DurationFlag(const std::string& name, const std::string& value) {
   return *ms;
 }
 
-// SPEC spells the flags with dashes (--start-time); absl names them with underscores.
-// Accept both: rewrite the name part of every --flag[=value] to underscores.
-std::vector<char*> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage) {
-  storage->reserve(argc);
-  std::vector<char*> out;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
-      const size_t end = std::min(arg.find('='), arg.size());
-      std::replace(arg.begin() + 2, arg.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
-    }
-    storage->push_back(std::move(arg));
-    out.push_back(storage->back().data());
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,7 +69,7 @@ int main(int argc, char** argv) {
       "Usage: segd [--listen=127.0.0.1:7070] [--clock=system|manual] [flags]\n"
       "Flag names take dashes or underscores alike (--start-time, --start_time).");
   std::vector<std::string> storage;
-  std::vector<char*> args = NormalizeFlagNames(argc, argv, &storage);
+  std::vector<char*> args = segd::server::NormalizeFlagNames(argc, argv, &storage);
   absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   segd::server::ServerOptions options;
