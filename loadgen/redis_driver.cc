@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -63,15 +64,59 @@ std::string RedisEvent(const Event& e) {
 
 // Several commands in flight, answered in order: the per-connection loop of both runs.
 // Each unit (a chunk of profiles, a batch of updates) records its command count.
-struct Pipeline {
+// The replies owed on one pipelined connection: units of commands sent together, whose
+// replies are read back in order, with at most `depth` units outstanding.
+class Pipeline {
+ public:
   struct Unit {
     int64_t sent_ns;
     size_t replies;
     uint64_t items;
   };
-  std::deque<Unit> units;
-  uint64_t errors = 0;
-  std::string first_error;
+
+  // `on_read` runs after each unit's replies were read; it must outlive the pipeline.
+  Pipeline(resp::Connection& conn, size_t depth, absl::FunctionRef<void(const Unit&)> on_read)
+      : conn_(conn), depth_(std::max<size_t>(1, depth)), on_read_(on_read) {}
+
+  // Sends `commands` as one unit, then reads replies while more than `depth` units
+  // are outstanding.
+  absl::Status Send(const std::string& commands, Unit unit) {
+    if (absl::Status s = conn_.Send(commands); !s.ok()) return s;
+    units_.push_back(unit);
+    while (units_.size() >= depth_) {
+      if (absl::Status s = ReadOldest(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads every reply still owed.
+  absl::Status Flush() {
+    while (!units_.empty()) {
+      if (absl::Status s = ReadOldest(); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t errors() const { return errors_; }
+  const std::string& first_error() const { return first_error_; }
+
+ private:
+  absl::Status ReadOldest() {
+    const Unit unit = units_.front();
+    units_.pop_front();
+    if (absl::Status s = conn_.ReadReplies(unit.replies, &errors_, &first_error_); !s.ok()) {
+      return s;
+    }
+    on_read_(unit);
+    return absl::OkStatus();
+  }
+
+  resp::Connection& conn_;
+  const size_t depth_;
+  const absl::FunctionRef<void(const Unit&)> on_read_;
+  std::deque<Unit> units_;
+  uint64_t errors_ = 0;
+  std::string first_error_;
 };
 
 }  // namespace
@@ -132,15 +177,10 @@ absl::StatusOr<RedisPreloadResult> RedisDriver::Preload() {
         resp::Connection::Connect(options_.address, kConnectTimeout);
     if (!c.ok()) return c.status();
     resp::Connection& conn = **c;
-    Pipeline pipeline;
+    Pipeline pipeline(conn, kPreloadInFlight, [&](const Pipeline::Unit& unit) {
+      preloaded_.fetch_add(unit.items, std::memory_order_relaxed);
+    });
     std::string out, key, events_key;
-    const auto drain_one = [&]() -> absl::Status {
-      const Pipeline::Unit unit = pipeline.units.front();
-      pipeline.units.pop_front();
-      absl::Status s = conn.ReadReplies(unit.replies, &pipeline.errors, &pipeline.first_error);
-      if (s.ok()) preloaded_.fetch_add(unit.items, std::memory_order_relaxed);
-      return s;
-    };
     while (true) {
       const uint64_t begin = next.fetch_add(kPreloadChunk, std::memory_order_relaxed);
       if (begin >= options_.profiles) break;
@@ -165,18 +205,14 @@ absl::StatusOr<RedisPreloadResult> RedisDriver::Preload() {
         resp::AppendBulk(events_key, &out);
         for (const Event& e : profile.events) resp::AppendBulk(RedisEvent(e), &out);
       }
-      if (absl::Status s = conn.Send(out); !s.ok()) return s;
-      pipeline.units.push_back({0, 3 * (end - begin), end - begin});
-      if (pipeline.units.size() >= kPreloadInFlight) {
-        if (absl::Status s = drain_one(); !s.ok()) return s;
+      if (absl::Status s = pipeline.Send(out, {0, 3 * (end - begin), end - begin}); !s.ok()) {
+        return s;
       }
     }
-    while (!pipeline.units.empty()) {
-      if (absl::Status s = drain_one(); !s.ok()) return s;
-    }
+    if (absl::Status s = pipeline.Flush(); !s.ok()) return s;
     absl::MutexLock lock(&mu);
-    result.errors += pipeline.errors;
-    if (result.first_error.empty()) result.first_error = pipeline.first_error;
+    result.errors += pipeline.errors();
+    if (result.first_error.empty()) result.first_error = pipeline.first_error();
     return absl::OkStatus();
   };
 
@@ -213,21 +249,18 @@ absl::StatusOr<RedisIngestResult> RedisDriver::Ingest(const Window& window) {
     Rng rng(options_.seed * 7919 + static_cast<uint64_t>(thread));
     const ZipfSampler zipf(options_.profiles, 0.99);
     size_t body = static_cast<size_t>(thread) * (pool_.size() / static_cast<size_t>(connections));
-    Pipeline pipeline;
+    Pipeline pipeline(conn, static_cast<size_t>(std::max(1, options_.in_flight)),
+                      [&](const Pipeline::Unit& unit) {
+                        const int64_t now = MonoNs();
+                        const auto latency = static_cast<uint64_t>(now - unit.sent_ns);
+                        if (window.Contains(unit.sent_ns)) window_latency_.Record(latency);
+                        interval_latency_.Record(latency);
+                        acked_.fetch_add(unit.items, std::memory_order_relaxed);
+                        if (window.Contains(now)) {
+                          window_updates.fetch_add(unit.items, std::memory_order_relaxed);
+                        }
+                      });
     std::string out, key_bulk, events_bulk, key;
-    const auto drain_one = [&]() -> absl::Status {
-      const Pipeline::Unit unit = pipeline.units.front();
-      pipeline.units.pop_front();
-      absl::Status s = conn.ReadReplies(unit.replies, &pipeline.errors, &pipeline.first_error);
-      if (!s.ok()) return s;
-      const int64_t now = MonoNs();
-      const auto latency = static_cast<uint64_t>(now - unit.sent_ns);
-      if (window.Contains(unit.sent_ns)) window_latency_.Record(latency);
-      interval_latency_.Record(latency);
-      acked_.fetch_add(unit.items, std::memory_order_relaxed);
-      if (window.Contains(now)) window_updates.fetch_add(unit.items, std::memory_order_relaxed);
-      return absl::OkStatus();
-    };
     while (MonoNs() < window.end_ns) {
       out.clear();
       size_t replies = 0;
@@ -252,19 +285,13 @@ absl::StatusOr<RedisIngestResult> RedisDriver::Ingest(const Window& window) {
         replies += 2;
       }
       const int64_t sent = MonoNs();
-      if (absl::Status s = conn.Send(out); !s.ok()) return s;
       sent_.fetch_add(options_.batch, std::memory_order_relaxed);
-      pipeline.units.push_back({sent, replies, options_.batch});
-      if (pipeline.units.size() >= static_cast<size_t>(std::max(1, options_.in_flight))) {
-        if (absl::Status s = drain_one(); !s.ok()) return s;
-      }
+      if (absl::Status s = pipeline.Send(out, {sent, replies, options_.batch}); !s.ok()) return s;
     }
-    while (!pipeline.units.empty()) {
-      if (absl::Status s = drain_one(); !s.ok()) return s;
-    }
+    if (absl::Status s = pipeline.Flush(); !s.ok()) return s;
     absl::MutexLock lock(&mu);
-    result.errors += pipeline.errors;
-    if (result.first_error.empty()) result.first_error = pipeline.first_error;
+    result.errors += pipeline.errors();
+    if (result.first_error.empty()) result.first_error = pipeline.first_error();
     return absl::OkStatus();
   };
 
