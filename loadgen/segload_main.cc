@@ -13,10 +13,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -26,7 +22,7 @@
 #include "loadgen/monitor.h"
 #include "loadgen/report.h"
 #include "loadgen/window.h"
-#include "server/flag_names.h"
+#include "server/command_line.h"
 
 ABSL_FLAG(std::string, servers, "127.0.0.1:7070",
           "comma list of segd shards host:port; with several, updates and profiles are routed "
@@ -226,18 +222,11 @@ int Main() {
 }  // namespace segd::load
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "loadgen/segload_main.cc");
-  };
-  absl::SetFlagsUsageConfig(usage);
-  absl::SetProgramUsageMessage(
+  segd::server::ParseCommandLine(
+      argc, argv, "loadgen/segload_main.cc",
       "the standard benchmark (shared/BENCHMARK.md) against a running segd shard or cluster.\n"
       "Usage: segload [--servers=127.0.0.1:7070] [--profiles=N] [--duration=S] [--rate=max|N]\n"
       "               [--only=preload,ingest,latency,fanout,backfill,funnel,redis] [flags]\n"
       "Flag names take dashes or underscores alike (--in-flight, --in_flight).");
-  std::vector<std::string> storage;
-  std::vector<char*> args = segd::server::NormalizeFlagNames(argc, argv, &storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
   return segd::load::Main();
 }

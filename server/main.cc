@@ -11,13 +11,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/rule.h"
-#include "server/flag_names.h"
+#include "server/command_line.h"
 #include "server/server.h"
 #include "spdlog/spdlog.h"
 
@@ -57,20 +53,11 @@ int64_t DurationFlag(const std::string& name, const std::string& value) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --help lists the flags of this file (Abseil would look for a file named like the
-  // program).
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "server/main.cc");
-  };
-  absl::SetFlagsUsageConfig(usage);
-  absl::SetProgramUsageMessage(
+  segd::server::ParseCommandLine(
+      argc, argv, "server/main.cc",
       "an in-memory streaming segmentation server (one shard of a cluster).\n"
       "Usage: segd [--listen=127.0.0.1:7070] [--clock=system|manual] [flags]\n"
       "Flag names take dashes or underscores alike (--start-time, --start_time).");
-  std::vector<std::string> storage;
-  std::vector<char*> args = segd::server::NormalizeFlagNames(argc, argv, &storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   segd::server::ServerOptions options;
   options.listen = absl::GetFlag(FLAGS_listen);
