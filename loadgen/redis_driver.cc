@@ -2,10 +2,10 @@
 
 #include <charconv>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -74,9 +74,10 @@ class Pipeline {
     uint64_t items;
   };
 
-  // `on_read` runs after each unit's replies were read; it must outlive the pipeline.
-  Pipeline(resp::Connection& conn, size_t depth, absl::FunctionRef<void(const Unit&)> on_read)
-      : conn_(conn), depth_(std::max<size_t>(1, depth)), on_read_(on_read) {}
+  // `on_read` runs after each unit's replies were read. It is held by value: callers
+  // pass a temporary lambda.
+  Pipeline(resp::Connection& conn, size_t depth, std::function<void(const Unit&)> on_read)
+      : conn_(conn), depth_(std::max<size_t>(1, depth)), on_read_(std::move(on_read)) {}
 
   // Sends `commands` as one unit, then reads replies while more than `depth` units
   // are outstanding.
@@ -113,7 +114,7 @@ class Pipeline {
 
   resp::Connection& conn_;
   const size_t depth_;
-  const absl::FunctionRef<void(const Unit&)> on_read_;
+  const std::function<void(const Unit&)> on_read_;
   std::deque<Unit> units_;
   uint64_t errors_ = 0;
   std::string first_error_;
