@@ -125,14 +125,14 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
         // the updates before it.
         using Stage = ProfileStore::PrefetchStage;
         constexpr size_t kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
-        auto key = [&](size_t k) -> std::string_view { return job->updates[mine[k]].key; };
+        auto update = [&](size_t k) -> const ProfileUpdate& { return job->updates[mine[k]]; };
         for (size_t k = 0; k < std::min(kIndexAhead, mine.size()); ++k) {
-          s.Prefetch(key(k), Stage::kIndex);
+          s.Prefetch(update(k), Stage::kIndex);
         }
         for (size_t k = 0; k < mine.size(); ++k) {
-          if (k + kIndexAhead < mine.size()) s.Prefetch(key(k + kIndexAhead), Stage::kIndex);
-          if (k + kRecordAhead < mine.size()) s.Prefetch(key(k + kRecordAhead), Stage::kRecord);
-          if (k + kBlobAhead < mine.size()) s.Prefetch(key(k + kBlobAhead), Stage::kBlob);
+          if (k + kIndexAhead < mine.size()) s.Prefetch(update(k + kIndexAhead), Stage::kIndex);
+          if (k + kRecordAhead < mine.size()) s.Prefetch(update(k + kRecordAhead), Stage::kRecord);
+          if (k + kBlobAhead < mine.size()) s.Prefetch(update(k + kBlobAhead), Stage::kBlob);
           const ProfileUpdate& u = job->updates[mine[k]];
           absl::Status status = s.Apply(u);
           if (status.ok()) {

@@ -233,6 +233,22 @@ bool Evaluator::EventMatches(const Selector& s, size_t i) {
   return match;
 }
 
+template <typename Predicate>
+bool Evaluator::StringTest(const Expr& e, const Val& a, const Predicate& test) {
+  // Ids past this are tested each time rather than remembered (a byte per id).
+  constexpr uint32_t kMaxRememberedId = 1 << 20;
+  const bool literal_pattern =
+      e.kind == ExprKind::kMatches || e.children[1]->kind == ExprKind::kLiteral;
+  if (!a.interned || !literal_pattern || a.value_id >= kMaxRememberedId) return test();
+  std::vector<uint8_t>& results = e.results_by_value;
+  if (a.value_id >= results.size()) {
+    results.resize(std::max<size_t>(a.value_id + 1, 2 * results.size()), 0);
+  }
+  uint8_t& result = results[a.value_id];
+  if (result == 0) result = test() ? 2 : 1;
+  return result == 2;
+}
+
 Val Evaluator::Eval(const Expr& e) {
   switch (e.kind) {
     case ExprKind::kLiteral:
@@ -279,7 +295,10 @@ Val Evaluator::Eval(const Expr& e) {
       const Val a = Eval(*e.children[0]);
       const Val b = Eval(*e.children[1]);
       if (b.kind != ValKind::kString) return Val::Bool(false);
-      if (a.kind == ValKind::kString) return Val::Bool(a.s.find(b.s) != std::string_view::npos);
+      if (a.kind == ValKind::kString) {
+        return Val::Bool(
+            StringTest(e, a, [&] { return a.s.find(b.s) != std::string_view::npos; }));
+      }
       if (a.kind == ValKind::kList) {
         return Val::Bool(std::find(a.items, a.items + a.n_items, b.s) != a.items + a.n_items);
       }
@@ -290,12 +309,14 @@ Val Evaluator::Eval(const Expr& e) {
       const Val a = Eval(*e.children[0]);
       const Val b = Eval(*e.children[1]);
       if (a.kind != ValKind::kString || b.kind != ValKind::kString) return Val::Bool(false);
-      return Val::Bool(e.kind == ExprKind::kStartsWith ? a.s.starts_with(b.s) : a.s.ends_with(b.s));
+      return Val::Bool(StringTest(e, a, [&] {
+        return e.kind == ExprKind::kStartsWith ? a.s.starts_with(b.s) : a.s.ends_with(b.s);
+      }));
     }
     case ExprKind::kMatches: {
       const Val a = Eval(*e.children[0]);
       if (a.kind != ValKind::kString || e.regex == nullptr) return Val::Bool(false);
-      return Val::Bool(RE2::PartialMatch(a.s, *e.regex));
+      return Val::Bool(StringTest(e, a, [&] { return RE2::PartialMatch(a.s, *e.regex); }));
     }
     case ExprKind::kAdd:
     case ExprKind::kSub:

@@ -70,6 +70,10 @@ class Evaluator {
   // The left fold of the first n operands of a kArith chain.
   Val FoldArith(const Expr& e, size_t n);
   Val EvalAggregate(const Expr& e);
+  // test() of string predicate `e` on its string operand `a`; for an interned value
+  // and a literal pattern, remembered in e.results_by_value.
+  template <typename Predicate>
+  bool StringTest(const Expr& e, const Val& a, const Predicate& test);
   bool EventMatches(const Selector& s, size_t i);
   void Candidate(int64_t t) {
     if (next_due_ != nullptr && t > now_ && t < *next_due_) *next_due_ = t;

@@ -7,7 +7,7 @@ uint32_t Interner::Intern(std::string_view s) {
   const std::string& stored = storage_.emplace_back(s);
   const auto id = static_cast<uint32_t>(strings_.size());
   strings_.push_back(stored);
-  ids_.emplace(std::string_view(stored), id);
+  ids_.emplace(stored, id);
   return id;
 }
 
@@ -21,10 +21,10 @@ size_t Interner::MemoryBytes() const {
   constexpr size_t kSsoCapacity = std::string().capacity();
   size_t bytes = storage_.size() * sizeof(std::string);
   for (const std::string& s : storage_) {
-    if (s.capacity() > kSsoCapacity) bytes += s.capacity() + 1;
+    if (s.capacity() > kSsoCapacity) bytes += 2 * (s.capacity() + 1);  // and its key copy
   }
   bytes += strings_.capacity() * sizeof(std::string_view);
-  bytes += ids_.capacity() * (sizeof(std::pair<std::string_view, uint32_t>) + 1);
+  bytes += ids_.capacity() * (sizeof(std::pair<std::string, uint32_t>) + 1);
   return bytes;
 }
 

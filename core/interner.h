@@ -25,6 +25,8 @@ class Interner {
 
   uint32_t Intern(std::string_view s);
   std::optional<uint32_t> Find(std::string_view s) const;
+  // Starts loading what Find(s) or Intern(s) will read of the table.
+  void Prefetch(std::string_view s) const { ids_.prefetch(s); }
   // REQUIRES: id was returned by Intern().
   std::string_view Get(uint32_t id) const { return strings_[id]; }
   size_t size() const { return strings_.size(); }
@@ -33,7 +35,10 @@ class Interner {
  private:
   std::deque<std::string> storage_;  // stable addresses
   std::vector<std::string_view> strings_;
-  absl::flat_hash_map<std::string_view, uint32_t, StringHash, StringEq> ids_;
+  // Keyed by a copy of each string rather than a view of storage_: a short string
+  // (most names and interned values) sits inside its slot, so a lookup compares the
+  // bytes it has already loaded instead of missing the cache once more.
+  StringMap<uint32_t> ids_;
 };
 
 }  // namespace segd

@@ -113,8 +113,7 @@ bool SameValue(const Value& a, const Value& b) {
 }
 
 std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_view s) {
-  // A string of 0 or 1 bytes is as short inline as by id.
-  if (s.size() < 2) return std::nullopt;
+  if (s.size() < kMinInternedSize) return std::nullopt;
   if (std::optional<uint32_t> id = strings_.Find(s)) return id;
   if (++lookups_ > 4 * seen_.size() && seen_.size() < kMaxSeen) {
     seen_.assign(std::max(kMinSeen, 2 * seen_.size()), 0);

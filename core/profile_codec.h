@@ -245,6 +245,7 @@ SEGD_CODEC_INLINE void DecodeScalar(const Field& f, const Interner& values, Val*
       GetVarint(f.value, &x);
       v->kind = ValKind::kString;
       v->interned = true;
+      v->value_id = static_cast<uint32_t>(x);
       v->s = values.Get(static_cast<uint32_t>(x));
       return;
     case FieldKind::kInt:
@@ -327,11 +328,16 @@ class ValueDictionary {
   // The id to store `s` by under name `name_id`, interning it if the policy allows;
   // nullopt: store it inline.
   std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s);
+  // Starts loading what IdFor(_, s) will look up first.
+  void Prefetch(std::string_view s) const {
+    if (s.size() >= kMinInternedSize) strings_.Prefetch(s);
+  }
 
   const Interner& strings() const { return strings_; }
   size_t MemoryBytes() const;
 
  private:
+  static constexpr size_t kMinInternedSize = 2;  // shorter is as short inline as by id
   static constexpr size_t kMinSeen = 1 << 12;
   static constexpr size_t kMaxSeen = 1 << 20;
 

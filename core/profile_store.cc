@@ -604,6 +604,14 @@ std::optional<Slot> ProfileStore::Prefetch(std::string_view key, PrefetchStage s
   return slot;
 }
 
+void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
+  for (const Event& e : update.events) {
+    for (const auto& [name, value] : e.properties) {
+      if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+    }
+  }
+}
+
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
   const std::optional<Slot> slot = Find(update.key);

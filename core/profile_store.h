@@ -55,6 +55,8 @@ class ProfileStore {
   };
   // Returns the slot the key probably has (it may be wrong or absent: a hint only).
   std::optional<Slot> Prefetch(std::string_view key, PrefetchStage stage) const;
+  // Starts the dictionary lookups of the string values of `update`'s events.
+  void PrefetchValues(const ProfileUpdate& update) const;
 
   // Checks an update against SPEC §1–2 without changing anything. The message says
   // what is wrong and where (`set["age"]: float value is NaN`).

@@ -20,6 +20,7 @@ struct Val {
   // kString from a store's value table: interned strings are unique there, so two
   // interned strings are equal exactly when they are the same pointer.
   bool interned = false;
+  uint32_t value_id = 0;  // kString when interned: its id in the store's value table
   union {
     int64_t i;
     double f;

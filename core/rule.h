@@ -117,6 +117,13 @@ struct Expr {
   int8_t now_offset_child = -1;
 
   std::vector<std::unique_ptr<Expr>> children;
+
+  // kStartsWith, kEndsWith, kContains and kMatches with a literal pattern: the result
+  // for each interned string value tested so far, by value id (0: not yet, 1: false,
+  // 2: true), so that a predicate over a history reads no string twice. Interned ids
+  // belong to a shard, as the bindings do: a rule bound to a shard is evaluated by its
+  // thread only.
+  mutable std::vector<uint8_t> results_by_value;
 };
 
 // What a rule reads, so that an update re-evaluates only the segments it can affect.

@@ -77,11 +77,13 @@ class Shard {
   // makes `t` the shard's now. Earlier times are ignored (now never moves back).
   void AdvanceTo(int64_t t);
 
-  // A hint that `key` is about to be updated: one stage of the batch's prefetch
-  // pipeline (see ProfileStore::Prefetch); the last stage also loads the profile's row
-  // of memberships.
-  void Prefetch(std::string_view key, ProfileStore::PrefetchStage stage) const {
-    const std::optional<Slot> slot = store_.Prefetch(key, stage);
+  // A hint that `update` is about to be applied: one stage of the batch's prefetch
+  // pipeline (see ProfileStore::Prefetch). The record stage also looks up the update's
+  // string values in the dictionary; the blob stage loads the profile's row of
+  // memberships.
+  void Prefetch(const ProfileUpdate& update, ProfileStore::PrefetchStage stage) const {
+    const std::optional<Slot> slot = store_.Prefetch(update.key, stage);
+    if (stage == ProfileStore::PrefetchStage::kRecord) store_.PrefetchValues(update);
     if (slot && stage == ProfileStore::PrefetchStage::kBlob) table_.PrefetchRow(*slot);
   }
   // Applies one update at now() (SPEC §2). On error nothing changed.

@@ -335,5 +335,34 @@ TEST_CASE_METHOD(EngineFixture, "count_distinct counts many distinct values exac
   CHECK(Holds("p", "count_distinct(e.v) = 30"));
 }
 
+TEST_CASE_METHOD(EngineFixture,
+                 "String predicates over stored values hold for every profile of a segment",
+                 "[core][semantics]") {
+  // The same few urls on many profiles: the store keeps them by id after the first
+  // repeats, and a segment's rule tests each id once and remembers the result. Every
+  // membership must still be that of the predicate on the url itself.
+  Put("shoes", "did(view where url starts_with \"/shoes\")");
+  Put("ends_1", "did(view where url ends_with \"/1\")");
+  Put("bags", "did(view where url matches \"^/bags/[0-9]+$\")");
+  Put("oes_2", "did(view where url contains \"oes/2\")");
+  Put("attr", "home starts_with \"/shoes\"");
+  const std::vector<std::string> urls = {"/shoes/1", "/shoes/2", "/bags/1", "/bags/x",
+                                         "/hats/1", "/shoes/22", "/bags/2", "/shoes"};
+  for (int n = 0; n < 64; ++n) {
+    const std::string& url = urls[(n * 5 + n / 8) % urls.size()];
+    const std::string key = "p" + std::to_string(n);
+    ProfileUpdate u = KeyOnly(key);
+    u.set = {{"home", Value::String(url)}};
+    u.events = {MakeEvent("view", kT0 - kHour, {{"url", Value::String(url)}})};
+    Apply(u);
+    INFO(key << " url " << url);
+    CHECK(IsMember(key, "shoes") == url.starts_with("/shoes"));
+    CHECK(IsMember(key, "ends_1") == url.ends_with("/1"));
+    CHECK(IsMember(key, "bags") == (url == "/bags/1" || url == "/bags/2"));
+    CHECK(IsMember(key, "oes_2") == (url.find("oes/2") != std::string::npos));
+    CHECK(IsMember(key, "attr") == url.starts_with("/shoes"));
+  }
+}
+
 }  // namespace
 }  // namespace segd::testing
