@@ -235,6 +235,9 @@ struct ProfileStore::Impl {
     uint8_t* data = nullptr;  // the blob; null iff the slot is free
     uint32_t size = 0;        // bytes of blob
     uint32_t num_events = 0;
+    // The time of the last event in history order, when num_events > 0: an event at or
+    // after it (the usual one, at now) is appended without walking the history.
+    int64_t last_time = 0;
   };
   static constexpr int kChunkBits = 12;
   static constexpr Slot kChunkSize = Slot{1} << kChunkBits;
@@ -481,28 +484,35 @@ void ProfileStore::Impl::EncodeProperties(const NamedValues& props, std::string*
 void ProfileStore::Impl::AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out) {
   const int64_t t = e.time == 0 ? now : e.time;
   if (t <= now - options.retention_ms) return;
-  // One walk finds a duplicate and the insertion point: after every event at or
-  // before t.
   const codec::BlobLayout b = Layout(r);
   const std::optional<uint32_t> known_type = e.id.empty() ? std::nullopt : names.Find(e.type);
   const uint8_t* at = nullptr;
   int64_t prev_at = -1;  // the time of the event before `at`; -1 if none
   int64_t prev = -1;
   codec::EventHead h;
-  for (const uint8_t* p = b.events; p < b.end;) {
-    const uint8_t* next = codec::NextEvent(p, b.end, prev, &h);
-    if (at == nullptr && h.time > t) {
-      at = p;
-      prev_at = prev;
-      if (!known_type) break;
-    }
-    if (known_type && h.type == *known_type && h.has_id && codec::EventId(h) == e.id) return;
-    prev = h.time;
-    p = next;
+  if (!known_type && (r.num_events == 0 || t >= r.last_time)) {
+    // No duplicate to look for, and the event goes last.
+    at = b.end;
+    prev_at = r.num_events == 0 ? -1 : r.last_time;
   }
   if (at == nullptr) {
-    at = b.end;
-    prev_at = prev;
+    // One walk finds a duplicate and the insertion point: after every event at or
+    // before t.
+    for (const uint8_t* p = b.events; p < b.end;) {
+      const uint8_t* next = codec::NextEvent(p, b.end, prev, &h);
+      if (at == nullptr && h.time > t) {
+        at = p;
+        prev_at = prev;
+        if (!known_type) break;
+      }
+      if (known_type && h.type == *known_type && h.has_id && codec::EventId(h) == e.id) return;
+      prev = h.time;
+      p = next;
+    }
+    if (at == nullptr) {
+      at = b.end;
+      prev_at = prev;
+    }
   }
 
   const uint32_t type = names.Intern(e.type);
@@ -519,6 +529,7 @@ void ProfileStore::Impl::AddEvent(Record& r, const Event& e, int64_t now, Applie
     codec::PutVarint(&buf, next_time - t);
     end = Offset(r, rest);
   }
+  if (at == b.end) r.last_time = t;
   ReplaceRange(r, Offset(r, at), end, buf);
   ++r.num_events;
   ++total_events;
@@ -730,10 +741,12 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
     m.total_events -= r.num_events;
     m.SetBlob(r, blob);  // the key, and so the index entry, is unchanged
     r.num_events = out.events_added;
+    r.last_time = prev;
     out.slot = *slot;
   } else {
     out.slot = m.NewSlot(blob);
     m.rec(out.slot).num_events = out.events_added;
+    m.rec(out.slot).last_time = prev;
   }
   m.total_events += out.events_added;
   return out;
