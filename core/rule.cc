@@ -1,5 +1,7 @@
 #include "core/rule.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "core/rule_lexer.h"
 
@@ -103,6 +105,24 @@ RuleInfo CollectRuleInfo(const Expr& rule) {
   RuleInfo info;
   Collect(rule, /*in_where=*/false, &info);
   return info;
+}
+
+bool ReadsOnlyAttributes(const Expr& e) {
+  switch (e.kind) {
+    case ExprKind::kAggregate:
+    case ExprKind::kSequence:
+    case ExprKind::kInSegment:
+    case ExprKind::kNow:
+      return false;
+    case ExprKind::kName:
+    case ExprKind::kHas:
+      if (e.is_property) return false;
+      break;
+    default:
+      break;
+  }
+  return std::all_of(e.children.begin(), e.children.end(),
+                     [](const auto& c) { return ReadsOnlyAttributes(*c); });
 }
 
 }  // namespace segd

@@ -170,6 +170,11 @@ Selector CloneSelector(const Selector& s);
 
 RuleInfo CollectRuleInfo(const Expr& rule);
 
+// Whether `e` reads nothing but attributes: no event selector or sequence, no
+// in_segment, no now(). Its value then changes only when an update changes the
+// profile's attributes, never as time passes.
+bool ReadsOnlyAttributes(const Expr& e);
+
 // Calls f(expr) on every expression of the tree, where predicates included, parents
 // before children.
 template <typename F>

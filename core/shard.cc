@@ -295,8 +295,11 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   // The backfill: every profile, as of now. A replaced rule may also drop timers it no
   // longer needs; those fire once, find nothing due, and are rescheduled.
   SegmentDiff diff;
+  const ScanRule scan(*state->rule, state->reads);
   ForEachProfile([&](Slot p) {
     const bool was = IsMember(def->slot, p);
+    // Not a member before or after, and no timer can make it one.
+    if (!was && !PassesGuards(scan, p)) return;
     Mark(def->slot);
     const int64_t due = Reevaluate(p, now_, Cause::kSegmentPut, /*quiet=*/false);
     Schedule(p, due, /*replace=*/false);
@@ -310,10 +313,10 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
 SegmentDiff Shard::DryRunSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
   std::unique_ptr<Expr> rule = CloneExpr(*def.rule);
   Bind(*rule, catalog, /*intern=*/false);
-  const ProfileStore::LoadParts parts = PartsRead(def.info);
+  const ScanRule scan(*rule, PartsRead(def.info));
   SegmentDiff diff;
   ForEachProfile([&](Slot p) {
-    const bool is = Test(*rule, p, parts);
+    const bool is = Test(scan, p);
     const bool was = IsMember(def.slot, p) && segments_[def.slot]->def->id == def.id;
     if (is != was) ++(is ? diff.entered : diff.exited);
     diff.members += is;
@@ -321,11 +324,28 @@ SegmentDiff Shard::DryRunSegment(const SegmentDef& def, const SegmentCatalog& ca
   return diff;
 }
 
-bool Shard::Test(const Expr& rule, Slot p, ProfileStore::LoadParts parts) {
-  store_.Load(p, now_, &view_, parts);
+Shard::ScanRule::ScanRule(const Expr& rule, ProfileStore::LoadParts parts)
+    : rule(rule), parts(parts) {
+  if (rule.kind != ExprKind::kAnd || (parts & ProfileStore::kEvents) == 0) return;
+  for (const auto& c : rule.children) {
+    if (ReadsOnlyAttributes(*c)) guards.push_back(c.get());
+  }
+}
+
+bool Shard::PassesGuards(const ScanRule& r, Slot p) {
+  if (r.guards.empty()) return true;
+  store_.Load(p, now_, &view_, ProfileStore::kAttributes);
+  Evaluator eval(view_, now_, options_.retention_ms, /*segments=*/nullptr);
+  return std::all_of(r.guards.begin(), r.guards.end(),
+                     [&](const Expr* g) { return eval.Test(*g); });
+}
+
+bool Shard::Test(const ScanRule& r, Slot p) {
+  if (!PassesGuards(r, p)) return false;
+  store_.Load(p, now_, &view_, r.parts);
   const ProfileMembership membership(*this, p);
   Evaluator eval(view_, now_, options_.retention_ms, &membership);
-  return eval.Test(rule);
+  return eval.Test(r.rule);
 }
 
 uint64_t Shard::DeleteSegment(const SegmentDef& def, const SegmentCatalog& catalog) {
@@ -379,9 +399,9 @@ void Shard::Count(const Expr& rule, const SegmentCatalog& catalog, uint64_t* mat
                   uint64_t* total) {
   std::unique_ptr<Expr> bound = CloneExpr(rule);
   Bind(*bound, catalog, /*intern=*/false);
-  const ProfileStore::LoadParts parts = PartsRead(CollectRuleInfo(rule));
+  const ScanRule scan(*bound, PartsRead(CollectRuleInfo(rule)));
   ForEachProfile([&](Slot p) {
-    *matched += Test(*bound, p, parts);
+    *matched += Test(scan, p);
     ++*total;
   });
 }

@@ -146,8 +146,20 @@ class Shard {
     }
   }
 
+  // A bound rule as a scan of every profile tests it: the operands of a top-level `and`
+  // that read only attributes (cheap, and false for most profiles of a selective rule)
+  // are tested on the attributes alone before the history is decoded.
+  struct ScanRule {
+    ScanRule(const Expr& rule, ProfileStore::LoadParts parts);
+    const Expr& rule;
+    ProfileStore::LoadParts parts;   // what the whole rule reads
+    std::vector<const Expr*> guards;  // empty unless the rule also reads events
+  };
+  // False if a guard of `r` is false for profile p: then so is the rule, at any time,
+  // until an update changes p's attributes.
+  bool PassesGuards(const ScanRule& r, Slot p);
   // Evaluates a bound rule for profile p as of now (memberships as they stand).
-  bool Test(const Expr& rule, Slot p, ProfileStore::LoadParts parts);
+  bool Test(const ScanRule& r, Slot p);
 
   bool IsMember(uint32_t segment_slot, Slot p) const;
   // The profile as a client sees it, with its sorted segment ids.
