@@ -22,7 +22,7 @@
 #include "loadgen/workload.h"
 #include "server/convert.h"
 #include "server/server.h"
-#include "tests/cluster/child_process.h"
+#include "tests/child_process.h"
 
 namespace segd::testing {
 namespace {

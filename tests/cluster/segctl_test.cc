@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "tests/client/test_cluster.h"
-#include "tests/cluster/child_process.h"
+#include "tests/child_process.h"
 
 namespace segd::testing {
 namespace {

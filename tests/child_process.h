@@ -1,7 +1,7 @@
 #pragma once
 
-// Child processes of the cluster tests — real segd shards and segctl runs — with their
-// output in files, and a temporary directory. A child dies with the test: it is killed
+// Child processes of the tests that run the real binaries — segd shards and segctl
+// runs — with their output in files, and a temporary directory. A child dies with the test: it is killed
 // on destruction (Catch2's failed REQUIREs unwind), and by PR_SET_PDEATHSIG if the test
 // process itself dies.
 #include <fcntl.h>
@@ -42,7 +42,7 @@ inline void WriteFile(const std::string& path, const std::string& text) {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = "/tmp/segd_cluster_test.XXXXXX";
+    std::string pattern = "/tmp/segd_test.XXXXXX";
     REQUIRE(mkdtemp(pattern.data()) != nullptr);
     path_ = pattern;
   }
@@ -96,6 +96,11 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
+  // Sends `sig` without waiting (Wait reaps the child).
+  void Signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+
   // Sends `sig` and reaps the child (unless it is already reaped).
   void Kill(int sig) {
     if (pid_ <= 0) return;
@@ -139,7 +144,7 @@ class ChildProcess {
   std::string err_path_;
 };
 
-// What a finished segctl run printed, and how it exited.
+// What a finished run printed, and how it exited.
 struct Run {
   int exit_code = -1;
   std::string out;
@@ -152,19 +157,27 @@ inline std::ostream& operator<<(std::ostream& os, const Run& run) {
             << run.err;
 }
 
-// Runs segctl (SEGCTL_BINARY) with `args` and `input` on its stdin; waits up to 60 s.
-inline Run RunSegctl(const TempDir& dir, const std::vector<std::string>& args,
-                     const std::string& input = "") {
+// Runs `binary` with `args` and `input` on its stdin to its exit; waits up to 60 s.
+inline Run RunProcess(const std::string& binary, const TempDir& dir,
+                      const std::vector<std::string>& args, const std::string& input = "") {
   static int runs = 0;
-  const std::string base = dir.File("segctl." + std::to_string(++runs));
+  const std::string base = dir.File(std::filesystem::path(binary).filename().string() + "." +
+                                    std::to_string(++runs));
   WriteFile(base + ".in", input);
-  ChildProcess child(SEGCTL_BINARY, args, base + ".out", base + ".err", base + ".in");
+  ChildProcess child(binary, args, base + ".out", base + ".err", base + ".in");
   Run run;
   run.exit_code = child.Wait(std::chrono::seconds(60));
   run.out = child.Stdout();
   run.err = child.Stderr();
   return run;
 }
+
+#ifdef SEGCTL_BINARY  // defined by the tests that run segctl
+inline Run RunSegctl(const TempDir& dir, const std::vector<std::string>& args,
+                     const std::string& input = "") {
+  return RunProcess(SEGCTL_BINARY, dir, args, input);
+}
+#endif
 
 // A real segd shard (SEGD_BINARY) on loopback, its log in `dir`.
 class SegdProcess {
@@ -185,6 +198,12 @@ class SegdProcess {
   std::string Log() const { return ReadFile(log_); }
   // kill -9: no drain, nothing saved.
   void KillHard() { process_->Kill(SIGKILL); }
+  // Sends `sig` and waits up to `timeout` for the exit: its code, 128 + the signal that
+  // ended it, or -1 on timeout (the process is then killed).
+  int Stop(int sig, std::chrono::milliseconds timeout) {
+    process_->Signal(sig);
+    return process_->Wait(timeout);
+  }
 
  private:
   // The port from the start-up line, waiting up to 30 s.
