@@ -48,6 +48,27 @@ std::vector<std::vector<uint32_t>> Partition(const Engine& engine, size_t n,
   return by_shard;
 }
 
+// Calls f(i, inputs[i]) for each i of `mine` (one shard's share of a batch of updates or
+// profiles), in order. Profiles are scattered over memory: each input goes through the
+// prefetch pipeline a few inputs ahead, so its cache misses overlap with the work on the
+// inputs before it.
+template <typename Input, typename F>
+void ForEachPrefetched(const Shard& s, std::span<const Input> inputs,
+                       const std::vector<uint32_t>& mine, const F& f) {
+  using Stage = ProfileStore::PrefetchStage;
+  constexpr size_t kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
+  auto input = [&](size_t k) -> const Input& { return inputs[mine[k]]; };
+  for (size_t k = 0; k < std::min(kIndexAhead, mine.size()); ++k) {
+    s.Prefetch(input(k), Stage::kIndex);
+  }
+  for (size_t k = 0; k < mine.size(); ++k) {
+    if (k + kIndexAhead < mine.size()) s.Prefetch(input(k + kIndexAhead), Stage::kIndex);
+    if (k + kRecordAhead < mine.size()) s.Prefetch(input(k + kRecordAhead), Stage::kRecord);
+    if (k + kBlobAhead < mine.size()) s.Prefetch(input(k + kBlobAhead), Stage::kBlob);
+    f(mine[k], input(k));
+  }
+}
+
 }  // namespace
 
 Engine::Engine(const EngineOptions& options, int num_shards, Clock& clock, ShardExecutor* executor)
@@ -120,27 +141,14 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
         if (mine.empty()) return;
         Current(s);
         BatchResult& part = job->parts[s.index()];
-        // Profiles are scattered over memory: each key goes through the prefetch
-        // pipeline a few updates ahead, so its cache misses overlap with the work on
-        // the updates before it.
-        using Stage = ProfileStore::PrefetchStage;
-        constexpr size_t kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
-        auto update = [&](size_t k) -> const ProfileUpdate& { return job->updates[mine[k]]; };
-        for (size_t k = 0; k < std::min(kIndexAhead, mine.size()); ++k) {
-          s.Prefetch(update(k), Stage::kIndex);
-        }
-        for (size_t k = 0; k < mine.size(); ++k) {
-          if (k + kIndexAhead < mine.size()) s.Prefetch(update(k + kIndexAhead), Stage::kIndex);
-          if (k + kRecordAhead < mine.size()) s.Prefetch(update(k + kRecordAhead), Stage::kRecord);
-          if (k + kBlobAhead < mine.size()) s.Prefetch(update(k + kBlobAhead), Stage::kBlob);
-          const ProfileUpdate& u = job->updates[mine[k]];
+        ForEachPrefetched(s, job->updates, mine, [&](uint32_t i, const ProfileUpdate& u) {
           absl::Status status = s.Apply(u);
           if (status.ok()) {
             ++part.applied;
           } else {
-            part.errors.push_back(UpdateError{mine[k], u.key, std::string(status.message())});
+            part.errors.push_back(UpdateError{i, u.key, std::string(status.message())});
           }
-        }
+        });
         s.Flush();
       },
       [job]() {
@@ -185,8 +193,7 @@ void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
         if (mine.empty()) return;
         Current(s);
         ReplayResult& part = job->parts[s.index()];
-        for (uint32_t i : mine) {
-          const ProfileData& p = job->profiles[i];
+        ForEachPrefetched(s, job->profiles, mine, [&](uint32_t i, const ProfileData& p) {
           absl::StatusOr<uint64_t> events = s.Replay(p, quiet);
           if (events.ok()) {
             ++part.profiles;
@@ -194,7 +201,7 @@ void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
           } else {
             part.errors.push_back(UpdateError{i, p.key, std::string(events.status().message())});
           }
-        }
+        });
         s.Flush();
       },
       [job]() {

@@ -195,8 +195,7 @@ absl::StatusOr<uint64_t> Shard::Replay(const ProfileData& profile, bool quiet) {
   MarkAll();
   const int64_t due = Reevaluate(p, now_, Cause::kReplay, quiet);
   Schedule(p, due, /*replace=*/true);
-  store_.Load(p, now_, &view_, ProfileStore::kEvents);
-  return view_.num_events();
+  return applied->events_added;
 }
 
 void Shard::EraseProfile(Slot p, Cause cause) {

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -77,13 +78,17 @@ class Shard {
   // makes `t` the shard's now. Earlier times are ignored (now never moves back).
   void AdvanceTo(int64_t t);
 
-  // A hint that `update` is about to be applied: one stage of the batch's prefetch
-  // pipeline (see ProfileStore::Prefetch). The record stage also looks up the update's
-  // string values in the dictionary; the blob stage loads the profile's row of
-  // memberships.
-  void Prefetch(const ProfileUpdate& update, ProfileStore::PrefetchStage stage) const {
-    const std::optional<Slot> slot = store_.Prefetch(update.key, stage);
-    if (stage == ProfileStore::PrefetchStage::kRecord) store_.PrefetchValues(update);
+  // A hint that `input` — an update, or a profile to replay — is about to be applied:
+  // one stage of the batch's prefetch pipeline (see ProfileStore::Prefetch). For an
+  // update, the record stage also looks up its string values in the dictionary (for a
+  // replayed profile, measured, that did not pay for hashing each value twice); the blob
+  // stage loads the profile's row of memberships.
+  template <typename Input>
+  void Prefetch(const Input& input, ProfileStore::PrefetchStage stage) const {
+    const std::optional<Slot> slot = store_.Prefetch(input.key, stage);
+    if constexpr (std::is_same_v<Input, ProfileUpdate>) {
+      if (stage == ProfileStore::PrefetchStage::kRecord) store_.PrefetchValues(input);
+    }
     if (slot && stage == ProfileStore::PrefetchStage::kBlob) table_.PrefetchRow(*slot);
   }
   // Applies one update at now() (SPEC §2). On error nothing changed.

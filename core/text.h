@@ -17,6 +17,13 @@ inline absl::string_view AsAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
+// Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+bool IsValidUtf8(std::string_view s);
+
+// `s` with each byte that is not part of a valid UTF-8 sequence replaced by U+FFFD: for
+// echoing a client's bytes in a message that must be UTF-8 (a proto3 string).
+std::string ToValidUtf8(std::string_view s);
+
 struct StringHash {
   using is_transparent = void;
   // Abseil's own string hash: for std::string_view, Debian's absl::Hash falls back to

@@ -84,8 +84,7 @@ absl::StatusOr<std::vector<Event>> EventsFromProto(
     Event& event = out[i];
     if (std::optional<std::string_view> bad =
             ConvertNamedValues(e.properties(), &event.properties)) {
-      return Invalid(
-          absl::StrCat(Entry(absl::StrCat("events[", i, "].properties"), *bad), kNoKind));
+      return Invalid(ValueWithoutKind(absl::StrCat("events[", i, "].properties"), *bad));
     }
     event.type = e.type();
     event.time = e.time();
@@ -123,6 +122,10 @@ ConvertedBatch<T> ConvertEach(const google::protobuf::RepeatedPtrField<P>& from,
 
 }  // namespace
 
+std::string ValueWithoutKind(std::string_view where, std::string_view name) {
+  return absl::StrCat(Entry(where, name), kNoKind);
+}
+
 absl::StatusOr<Value> ValueFromProto(const v1::Value& value, std::string_view where) {
   Value out;
   if (!ConvertValue(value, &out)) return Invalid(absl::StrCat(AsAbsl(where), kNoKind));
@@ -133,7 +136,7 @@ absl::StatusOr<NamedValues> NamedValuesFromProto(const ProtoValueMap& values,
                                                  std::string_view where) {
   NamedValues out;
   if (std::optional<std::string_view> bad = ConvertNamedValues(values, &out)) {
-    return Invalid(absl::StrCat(Entry(where, *bad), kNoKind));
+    return Invalid(ValueWithoutKind(where, *bad));
   }
   return out;
 }
@@ -142,7 +145,7 @@ absl::StatusOr<Event> EventFromProto(const v1::Event& event, std::string_view wh
   Event out{event.type(), event.time(), event.id(), {}};
   if (std::optional<std::string_view> bad =
           ConvertNamedValues(event.properties(), &out.properties)) {
-    return Invalid(absl::StrCat(Entry(absl::StrCat(AsAbsl(where), ".properties"), *bad), kNoKind));
+    return Invalid(ValueWithoutKind(absl::StrCat(AsAbsl(where), ".properties"), *bad));
   }
   return out;
 }
@@ -312,8 +315,10 @@ void ToProto(const PutSegmentResult& result, v1::PutSegmentResponse* out) {
 
 void ToProto(const UpdateError& error, v1::UpdateError* out) {
   out->set_index(error.index);
-  out->set_key(error.key);
-  out->set_message(error.message);
+  // Both may echo a client's bytes that the engine rejected for not being UTF-8 (only
+  // the engine checks strings of Replay and Stream; see wire_decode.h).
+  out->set_key(IsValidUtf8(error.key) ? error.key : ToValidUtf8(error.key));
+  out->set_message(IsValidUtf8(error.message) ? error.message : ToValidUtf8(error.message));
 }
 
 void ToProto(uint64_t seq, const BatchResult& result, v1::Ack* out) {

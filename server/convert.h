@@ -43,6 +43,8 @@ absl::StatusOr<Event> EventFromProto(const v1::Event& event, std::string_view wh
 absl::StatusOr<ProfileUpdate> UpdateFromProto(const v1::ProfileUpdate& update);
 // For Replay: `segments` is output only and ignored.
 absl::StatusOr<ProfileData> ProfileFromProto(const v1::Profile& profile);
+// The message of an entry without a kind in the map `where`: `set["age"]: value has no kind`.
+std::string ValueWithoutKind(std::string_view where, std::string_view name);
 // For PutSegment: `member_count` and `updated_at` are output only and ignored.
 SegmentSpec SegmentSpecFromProto(const v1::Segment& segment);
 

@@ -13,7 +13,9 @@
 
 #include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
+#include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/wire_decode.h"
 
 // Every call converts its protos, hands them to the engine's asynchronous form and
 // returns; the engine's `done` (on a shard thread) builds the reply. Nothing here waits.
@@ -47,8 +49,9 @@ struct ReadAhead {
   bool draining = false;     // the server is shutting down
   bool broken = false;       // cancelled, or a write failed
   bool finished = false;     // Finish was called (or is being)
+  std::optional<grpc::Status> rejected;  // the client sent a message that does not parse
 
-  bool stopping() const { return half_closed || draining || broken; }
+  bool stopping() const { return half_closed || draining || broken || rejected.has_value(); }
 
   // A read completed: true if its message goes to the engine (counted in in_engine;
   // `reading` stays set until Handed), false if the call is stopping.
@@ -82,6 +85,7 @@ struct ReadAhead {
     }
     finished = true;
     if (broken) return grpc::Status::CANCELLED;
+    if (rejected.has_value()) return *rejected;
     if (half_closed) return grpc::Status::OK;
     return ShuttingDown();
   }
@@ -392,11 +396,11 @@ grpc::ServerUnaryReactor* IngestService::Apply(grpc::CallbackServerContext* ctx,
 // Lifetime and thread safety as StreamReactor: gRPC holds one reference, each message in
 // the engine one; state is guarded by mu_, decisions are taken under it (NextStep) and
 // the operations they call for are started outside it (Run).
-class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::ReplayRequest>,
+class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer>,
                                            public IngestService::DrainableCall {
  public:
   ReplayReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects,
-                v1::ReplaySummary* response)
+                grpc::ByteBuffer* response)
       : service_(service), env_(env), rejects_(rejects), response_(response) {
     service_.Register(this);
     Step step;
@@ -420,14 +424,22 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
       Run(std::move(step));
       return;
     }
-    // request_, first_, quiet_ and next_index_ belong to the one outstanding read.
-    if (first_) {
-      quiet_ = request_->quiet();
-      first_ = false;
+    // request_, messages_, quiet_ and next_index_ belong to the one outstanding read.
+    absl::StatusOr<DecodedReplayRequest> decoded = Decode();
+    if (!decoded.ok()) {
+      absl::MutexLock lock(&mu_);
+      --read_.in_engine;
+      read_.Handed();
+      read_.rejected = ToGrpcStatus(decoded.status());
+      step = NextStep();
     }
-    ConvertedBatch<ProfileData> batch = ProfilesFromProto(request_->profiles(), next_index_);
-    next_index_ += static_cast<uint32_t>(request_->profiles_size());
-    request_.Reset();
+    if (!decoded.ok()) {
+      Run(std::move(step));
+      return;
+    }
+    if (messages_ == 1) quiet_ = decoded->quiet;
+    next_index_ += decoded->profiles;
+    ConvertedBatch<ProfileData> batch = std::move(decoded->converted);
     std::vector<ProfileData> profiles = std::move(batch.items);
     Ref();
     env_.engine.ReplayAsync(std::move(profiles), quiet_,
@@ -478,6 +490,26 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
     std::optional<grpc::Status> finish;
   };
 
+  // The message just read, decoded from the wire (see wire_decode.h).
+  absl::StatusOr<DecodedReplayRequest> Decode() {
+    ++messages_;
+    grpc::Slice slice;
+    const grpc::Status dumped = request_.DumpToSingleSlice(&slice);
+    request_.Clear();
+    absl::StatusOr<DecodedReplayRequest> decoded =
+        dumped.ok() ? DecodeReplayRequest(std::string_view(reinterpret_cast<const char*>(
+                                                               slice.begin()),
+                                                           slice.size()),
+                                          next_index_)
+                    : absl::InternalError(dumped.error_message());
+    if (!decoded.ok()) {
+      return absl::Status(decoded.status().code(),
+                          absl::StrCat("message ", messages_, " of the stream: ",
+                                       decoded.status().message()));
+    }
+    return decoded;
+  }
+
   // On a shard thread, holding a reference.
   void OnReplayed(const ConvertedBatch<ProfileData>& batch, ReplayResult result) {
     std::vector<UpdateError> errors = batch.Merge(std::move(result.errors));
@@ -505,7 +537,11 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
       // Messages finish out of order across shards; errors are reported by index.
       std::sort(summary_.errors.begin(), summary_.errors.end(),
                 [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
-      ToProto(summary_, response_);
+      v1::ReplaySummary summary;
+      ToProto(summary_, &summary);
+      const std::string bytes = summary.SerializeAsString();
+      const grpc::Slice slice(bytes);
+      *response_ = grpc::ByteBuffer(&slice, 1);
     }
     return step;
   }
@@ -517,7 +553,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
         return;
       }
       if (!step.read) return;
-      StartRead(request_.get());
+      StartRead(&request_);
       absl::MutexLock lock(&mu_);
       read_.ReadStarted();
       step = NextStep();
@@ -527,10 +563,10 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
   IngestService& service_;
   ServiceEnv& env_;
   RejectLog& rejects_;
-  v1::ReplaySummary* const response_;
+  grpc::ByteBuffer* const response_;
 
-  ArenaMessage<v1::ReplayRequest> request_;
-  bool first_ = true;
+  grpc::ByteBuffer request_;
+  uint64_t messages_ = 0;  // read so far, request_ included
   bool quiet_ = false;
   uint32_t next_index_ = 0;  // profiles in the messages before request_
 
@@ -539,8 +575,8 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<v1::Re
   ReplayResult summary_ ABSL_GUARDED_BY(mu_);
 };
 
-grpc::ServerReadReactor<v1::ReplayRequest>* IngestService::Replay(
-    grpc::CallbackServerContext* /*ctx*/, v1::ReplaySummary* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* IngestService::Replay(
+    grpc::CallbackServerContext* /*ctx*/, grpc::ByteBuffer* response) {
   return new ReplayReactor(*this, env_, rejects_, response);
 }
 

@@ -17,8 +17,11 @@ namespace segd::server {
 
 // segd.v1.Ingest (SPEC §2, §5): Stream (one Ack per batch, once it is applied and its
 // changes are in the change log), Apply, Replay (client streaming; error indexes count
-// across the whole stream; `quiet` is read from the first message).
-class IngestService final : public v1::Ingest::CallbackService {
+// across the whole stream; `quiet` is read from the first message). Replay takes its
+// messages as bytes and decodes them itself (wire_decode.h); to clients it is the same
+// method, with the same messages.
+class IngestService final
+    : public v1::Ingest::WithRawCallbackMethod_Replay<v1::Ingest::CallbackService> {
  public:
   explicit IngestService(ServiceEnv& env) : env_(env) {}
 
@@ -26,8 +29,8 @@ class IngestService final : public v1::Ingest::CallbackService {
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const v1::UpdateBatch* request,
                                   v1::Ack* response) override;
-  grpc::ServerReadReactor<v1::ReplayRequest>* Replay(grpc::CallbackServerContext* ctx,
-                                                     v1::ReplaySummary* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Replay(grpc::CallbackServerContext* ctx,
+                                                    grpc::ByteBuffer* response) override;
 
   // Drain: every open Stream finishes with UNAVAILABLE once its pending Acks are written,
   // every open Replay once its messages in the engine are replayed — even a call that is

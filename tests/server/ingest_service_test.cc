@@ -463,6 +463,86 @@ TEST_CASE("Replay of an empty stream replays nothing", "[server][ingest][replay]
   CHECK(r.summary.errors().empty());
 }
 
+// Raw bytes on the wire, for what no generated client would send: a client-streaming
+// call of `method` writing each of `messages` as is, and its single response as bytes.
+struct RawOutcome {
+  grpc::Status status;
+  std::string response;
+};
+
+RawOutcome RunRawClientStream(const std::shared_ptr<grpc::Channel>& channel,
+                              const std::string& method,
+                              const std::vector<std::string>& messages) {
+  RawOutcome out;
+  const grpc::internal::RpcMethod rpc(method.c_str(), grpc::internal::RpcMethod::CLIENT_STREAMING,
+                                      channel);
+  grpc::ClientContext ctx;
+  grpc::ByteBuffer response;
+  std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> writer(
+      grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(channel.get(), rpc, &ctx,
+                                                                     &response));
+  for (const std::string& m : messages) {
+    const grpc::Slice slice(m);
+    if (!writer->Write(grpc::ByteBuffer(&slice, 1))) break;
+  }
+  writer->WritesDone();
+  out.status = writer->Finish();
+  if (out.status.ok()) {
+    grpc::Slice slice;
+    REQUIRE(response.DumpToSingleSlice(&slice).ok());
+    out.response.assign(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return out;
+}
+
+TEST_CASE("Replay ends with INVALID_ARGUMENT on a message that is not protobuf",
+          "[server][ingest][replay]") {
+  ServerFixture f;
+  v1::ReplayRequest good;
+  *good.add_profiles() = MakeProfile(1);
+  const RawOutcome r = RunRawClientStream(f.channel, "/segd.v1.Ingest/Replay",
+                                          {good.SerializeAsString(), std::string("\x0a\x05" "ab", 4)});
+  CHECK(r.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(r.status.error_message() ==
+        "message 2 of the stream: the ReplayRequest message is not valid protobuf wire format "
+        "(at byte 2)");
+  // The message before it was replayed; the server goes on serving.
+  CHECK(f.server->engine().GetProfile("r1").ok());
+  CHECK(RunReplay(*f.ingest, {good}).status.ok());
+}
+
+TEST_CASE("Replay rejects just the profile whose strings are not UTF-8, and says which",
+          "[server][ingest][replay]") {
+  ServerFixture f;
+  v1::Profile bad_key = MakeProfile(1);
+  bad_key.set_key("r\xff");
+  v1::Profile bad_value = MakeProfile(2);
+  (*bad_value.mutable_attributes())["city"] = StringValue("K\xf8" "benhavn");  // Latin-1
+  v1::Profile good = MakeProfile(3);
+  // The generated code checks UTF-8 when parsing, not when serializing (it only logs).
+  const std::string bytes = [&] {
+    v1::ReplayRequest request;
+    *request.add_profiles() = bad_key;
+    *request.add_profiles() = bad_value;
+    *request.add_profiles() = good;
+    return request.SerializeAsString();
+  }();
+  const RawOutcome r = RunRawClientStream(f.channel, "/segd.v1.Ingest/Replay", {bytes});
+  REQUIRE(r.status.ok());
+  v1::ReplaySummary summary;
+  REQUIRE(summary.ParseFromString(r.response));  // what it echoes is UTF-8 again
+  CHECK(summary.profiles() == 1);
+  REQUIRE(summary.errors_size() == 2);
+  CHECK(summary.errors(0).index() == 0);
+  CHECK(summary.errors(0).key() == "r\uFFFD");
+  CHECK(summary.errors(0).message() == "key: must be valid UTF-8");
+  CHECK(summary.errors(1).index() == 1);
+  CHECK(summary.errors(1).key() == "r2");
+  CHECK(summary.errors(1).message() == "attributes[\"city\"]: string is not valid UTF-8");
+  CHECK(f.server->engine().GetProfile("r3").ok());
+  CHECK(f.server->engine().GetProfile("r2").status().code() == absl::StatusCode::kNotFound);
+}
+
 // ---- Limits and shutdown ----
 
 TEST_CASE("A message over --max-message-bytes is RESOURCE_EXHAUSTED", "[server][ingest]") {

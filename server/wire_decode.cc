@@ -1,0 +1,341 @@
+#include "server/wire_decode.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+#include "segd/v1/segd.pb.h"
+
+namespace segd::server {
+namespace {
+
+using google::protobuf::io::CodedInputStream;
+using google::protobuf::internal::WireFormatLite;
+
+constexpr uint32_t Tag(int field, WireFormatLite::WireType type) {
+  return static_cast<uint32_t>(field) << 3 | type;
+}
+constexpr auto kVarint = WireFormatLite::WIRETYPE_VARINT;
+constexpr auto kFixed64 = WireFormatLite::WIRETYPE_FIXED64;
+constexpr auto kBytes = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+
+// Map entries (the generated MapEntry messages number their fields 1 and 2).
+constexpr uint32_t kEntryKey = Tag(1, kBytes);
+constexpr uint32_t kEntryValue = Tag(2, kBytes);
+
+// Whether each entry of a NamedValues being decoded has a kind.
+using Kinds = absl::InlinedVector<bool, 8>;
+
+// Makes `values` what the map it was decoded from holds, as ConvertNamedValues would have
+// it: sorted by name, the last entry of each name kept. Returns the name of the first
+// value without a kind, if any. Maps are small (a handful of properties or attributes):
+// an insertion sort in place, which is stable and allocates nothing.
+std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
+  NamedValues& v = *values;
+  Kinds& k = *kinds;
+  const size_t n = v.size();
+  bool unique = true;
+  for (size_t i = 1; i < n; ++i) {
+    if (v[i - 1].first < v[i].first) continue;
+    unique = false;
+    for (size_t j = i; j > 0 && v[j].first < v[j - 1].first; --j) {
+      std::swap(v[j], v[j - 1]);
+      std::swap(k[j], k[j - 1]);
+    }
+  }
+  if (!unique) {  // equal names are adjacent, in the order they came: keep the last
+    size_t out = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (i + 1 < n && v[i + 1].first == v[i].first) continue;
+      if (out != i) {
+        v[out] = std::move(v[i]);
+        k[out] = k[i];
+      }
+      ++out;
+    }
+    v.resize(out);
+    k.resize(out);
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!k[i]) return v[i].first;
+  }
+  return std::nullopt;
+}
+
+// A reader of one request's bytes. Every Read* returns false on malformed input, and the
+// whole request is then rejected.
+class Decoder {
+ public:
+  explicit Decoder(std::string_view bytes)
+      : in_(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size())),
+        size_(bytes.size()) {}
+
+  // Reads fields up to the end of the message (the whole input, or the length-delimited
+  // message at the current position when `nested`), calling on_field(tag) for each;
+  // on_field reads the field's value, calling Skip(tag) for the fields it does not know.
+  template <typename OnField>
+  bool ReadMessage(bool nested, const OnField& on_field) {
+    int length = static_cast<int>(size_);
+    if (nested) {
+      uint32_t n;
+      // Within the enclosing message (PushLimit would silently cut a longer one short).
+      if (!in_.ReadVarint32(&n) || n > static_cast<uint32_t>(in_.BytesUntilLimit())) {
+        return false;
+      }
+      length = static_cast<int>(n);
+    }
+    const CodedInputStream::Limit limit = in_.PushLimit(length);
+    while (true) {
+      const uint32_t tag = in_.ReadTag();
+      if (tag == 0) break;  // the end of the message, or a malformed tag (checked below)
+      if (WireFormatLite::GetTagFieldNumber(tag) == 0 || !on_field(tag)) return false;
+    }
+    // A tag of 0 read from the bytes (not the end of them) is malformed too.
+    const bool complete = in_.ConsumedEntireMessage() && in_.BytesUntilLimit() == 0;
+    in_.PopLimit(limit);
+    return complete;
+  }
+
+  bool Skip(uint32_t tag) { return WireFormatLite::SkipField(&in_, tag); }
+  bool ReadString(std::string* s) { return WireFormatLite::ReadString(&in_, s); }
+  bool ReadVarint(uint64_t* v) { return in_.ReadVarint64(v); }
+  bool ReadFixed64(uint64_t* v) { return in_.ReadLittleEndian64(v); }
+
+  // A Value message, merged into `v` as protobuf merges: the last member of the oneof
+  // wins, and a second list_value appends to the first.
+  bool ReadValue(Value* v, bool* has_kind) {
+    return ReadMessage(true, [&](uint32_t tag) {
+      uint64_t n;
+      switch (tag) {
+        case Tag(v1::Value::kStringValueFieldNumber, kBytes): {
+          std::string s;
+          if (!ReadString(&s)) return false;
+          *v = Value::String(std::move(s));
+          break;
+        }
+        case Tag(v1::Value::kIntValueFieldNumber, kVarint):
+          if (!ReadVarint(&n)) return false;
+          *v = Value::Int(static_cast<int64_t>(n));
+          break;
+        case Tag(v1::Value::kFloatValueFieldNumber, kFixed64): {
+          if (!ReadFixed64(&n)) return false;
+          double f;
+          std::memcpy(&f, &n, sizeof f);
+          *v = Value::Float(f);
+          break;
+        }
+        case Tag(v1::Value::kBoolValueFieldNumber, kVarint):
+          if (!ReadVarint(&n)) return false;
+          *v = Value::Bool(n != 0);
+          break;
+        case Tag(v1::Value::kTimeValueFieldNumber, kVarint):
+          if (!ReadVarint(&n)) return false;
+          *v = Value::Time(static_cast<int64_t>(n));
+          break;
+        case Tag(v1::Value::kListValueFieldNumber, kBytes): {
+          std::vector<std::string> items;
+          if (*has_kind && v->kind() == ValueKind::kList) items = v->list_value();
+          const bool ok = ReadMessage(true, [&](uint32_t item_tag) {
+            if (item_tag != Tag(v1::StringList::kValuesFieldNumber, kBytes)) return Skip(item_tag);
+            return ReadString(&items.emplace_back());
+          });
+          if (!ok) return false;
+          *v = Value::List(std::move(items));
+          break;
+        }
+        default:
+          return Skip(tag);
+      }
+      *has_kind = true;
+      return true;
+    });
+  }
+
+  // One entry of a map<string, Value>, appended to `out` as it came.
+  bool ReadEntry(NamedValues* out, Kinds* kinds) {
+    std::string name;
+    Value value;
+    bool has_kind = false;
+    const bool ok = ReadMessage(true, [&](uint32_t tag) {
+      if (tag == kEntryKey) return ReadString(&name);
+      if (tag == kEntryValue) return ReadValue(&value, &has_kind);
+      return Skip(tag);
+    });
+    out->emplace_back(std::move(name), std::move(value));
+    kinds->push_back(has_kind);
+    return ok;
+  }
+
+  // An Event, appended to `events` with its properties finished (FinishMap). The first
+  // property without a kind, if `error` has no message yet, becomes its message.
+  bool ReadEvent(std::vector<Event>* events, std::optional<std::string>* error) {
+    if (events->empty()) events->reserve(events_hint_);
+    const size_t index = events->size();
+    Event& e = events->emplace_back();
+    e.properties.reserve(properties_hint_);
+    property_kinds_.clear();
+    const bool ok = ReadMessage(true, [&](uint32_t tag) {
+      uint64_t n;
+      switch (tag) {
+        case Tag(v1::Event::kTypeFieldNumber, kBytes):
+          return ReadString(&e.type);
+        case Tag(v1::Event::kTimeFieldNumber, kVarint):
+          if (!ReadVarint(&n)) return false;
+          e.time = static_cast<int64_t>(n);
+          return true;
+        case Tag(v1::Event::kPropertiesFieldNumber, kBytes):
+          return ReadEntry(&e.properties, &property_kinds_);
+        case Tag(v1::Event::kIdFieldNumber, kBytes):
+          return ReadString(&e.id);
+        default:
+          return Skip(tag);
+      }
+    });
+    if (!ok) return false;
+    properties_hint_ = e.properties.size();
+    std::optional<std::string> bad = FinishMap(&e.properties, &property_kinds_);
+    if (bad && !error->has_value()) {
+      *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
+    }
+    return true;
+  }
+
+  // The events of the update or profile just read: the next one reserves as many.
+  void EventsRead(size_t n) { events_hint_ = n; }
+
+  size_t position() const { return static_cast<size_t>(in_.CurrentPosition()); }
+
+ private:
+  CodedInputStream in_;
+  const size_t size_;
+  // Capacity to reserve: what the previous update or profile, and event, needed.
+  size_t events_hint_ = 0;
+  size_t properties_hint_ = 0;
+  Kinds property_kinds_;  // of the event being read
+};
+
+absl::Status Malformed(std::string_view what, size_t position) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the ", AsAbsl(what), " message is not valid protobuf wire format (at byte ", position,
+      ")"));
+}
+
+template <typename T>
+void Add(ConvertedBatch<T>* batch, uint32_t index, T item, std::optional<std::string> error) {
+  if (error) {
+    batch->errors.push_back(UpdateError{index, item.key, *std::move(error)});
+    return;
+  }
+  batch->items.push_back(std::move(item));
+  batch->indexes.push_back(index);
+}
+
+}  // namespace
+
+absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
+  Decoder in(bytes);
+  DecodedUpdateBatch out;
+  uint32_t index = 0;
+  Kinds set_kinds, increment_kinds;
+  const bool ok = in.ReadMessage(false, [&](uint32_t tag) {
+    if (tag == Tag(v1::UpdateBatch::kSeqFieldNumber, kVarint)) return in.ReadVarint(&out.seq);
+    if (tag != Tag(v1::UpdateBatch::kUpdatesFieldNumber, kBytes)) return in.Skip(tag);
+    ProfileUpdate u;
+    std::optional<std::string> event_error;
+    set_kinds.clear();
+    increment_kinds.clear();
+    const bool read = in.ReadMessage(true, [&](uint32_t field) {
+      uint64_t n;
+      switch (field) {
+        case Tag(v1::ProfileUpdate::kKeyFieldNumber, kBytes):
+          return in.ReadString(&u.key);
+        case Tag(v1::ProfileUpdate::kSetFieldNumber, kBytes):
+          return in.ReadEntry(&u.set, &set_kinds);
+        case Tag(v1::ProfileUpdate::kUnsetFieldNumber, kBytes):
+          return in.ReadString(&u.unset.emplace_back());
+        case Tag(v1::ProfileUpdate::kIncrementFieldNumber, kBytes):
+          return in.ReadEntry(&u.increment, &increment_kinds);
+        case Tag(v1::ProfileUpdate::kEventsFieldNumber, kBytes):
+          return in.ReadEvent(&u.events, &event_error);
+        case Tag(v1::ProfileUpdate::kDeleteFieldNumber, kVarint):
+          if (!in.ReadVarint(&n)) return false;
+          u.del = n != 0;
+          return true;
+        default:
+          return in.Skip(field);
+      }
+    });
+    if (!read) return false;
+    in.EventsRead(u.events.size());
+    std::optional<std::string> error;
+    if (u.del) {  // a delete ignores the rest of the update (SPEC §2), kinds included
+      ProfileUpdate only_delete;
+      only_delete.key = std::move(u.key);
+      only_delete.del = true;
+      u = std::move(only_delete);
+    } else if (std::optional<std::string> bad = FinishMap(&u.set, &set_kinds)) {
+      error = ValueWithoutKind("set", *bad);
+    } else if (std::optional<std::string> bad = FinishMap(&u.increment, &increment_kinds)) {
+      error = ValueWithoutKind("increment", *bad);
+    } else {
+      error = std::move(event_error);
+    }
+    Add(&out.updates, index++, std::move(u), std::move(error));
+    return true;
+  });
+  if (!ok) return Malformed("UpdateBatch", in.position());
+  return out;
+}
+
+absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
+                                                         uint32_t first_index) {
+  Decoder in(bytes);
+  DecodedReplayRequest out;
+  Kinds attribute_kinds;
+  const bool ok = in.ReadMessage(false, [&](uint32_t tag) {
+    uint64_t n;
+    if (tag == Tag(v1::ReplayRequest::kQuietFieldNumber, kVarint)) {
+      if (!in.ReadVarint(&n)) return false;
+      out.quiet = n != 0;
+      return true;
+    }
+    if (tag != Tag(v1::ReplayRequest::kProfilesFieldNumber, kBytes)) return in.Skip(tag);
+    ProfileData p;
+    std::optional<std::string> event_error;
+    attribute_kinds.clear();
+    const bool read = in.ReadMessage(true, [&](uint32_t field) {
+      switch (field) {
+        case Tag(v1::Profile::kKeyFieldNumber, kBytes):
+          return in.ReadString(&p.key);
+        case Tag(v1::Profile::kAttributesFieldNumber, kBytes):
+          return in.ReadEntry(&p.attributes, &attribute_kinds);
+        case Tag(v1::Profile::kEventsFieldNumber, kBytes):
+          return in.ReadEvent(&p.events, &event_error);
+        default:  // `segments` is output only
+          return in.Skip(field);
+      }
+    });
+    if (!read) return false;
+    in.EventsRead(p.events.size());
+    std::optional<std::string> error;
+    if (std::optional<std::string> bad = FinishMap(&p.attributes, &attribute_kinds)) {
+      error = ValueWithoutKind("attributes", *bad);
+    } else {
+      error = std::move(event_error);
+    }
+    Add(&out.converted, first_index + out.profiles++, std::move(p), std::move(error));
+    return true;
+  });
+  if (!ok) return Malformed("ReplayRequest", in.position());
+  return out;
+}
+
+}  // namespace segd::server

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "core/profile_update.h"
+#include "server/convert.h"
+
+// The two bulk requests of Ingest — UpdateBatch (Stream) and ReplayRequest (Replay) —
+// decoded from their wire bytes straight into the engine's types, without building
+// protobuf messages first. For a replayed profile that parse (maps into hash tables, every
+// event a message) and the copy out of it cost more than the engine's replace itself.
+//
+// The result is exactly what parsing with the generated code and then UpdatesFromProto /
+// ProfilesFromProto gives (tests/server/wire_decode_test.cc checks it on random messages):
+// unknown fields and fields of an unexpected wire type are skipped, the last value of a
+// singular field wins, a map keeps the last entry of a key and comes out sorted by name, a
+// message field given twice is merged, and a value without a kind rejects its update or
+// profile with the same message. Two differences, both in what is rejected: bytes that
+// are not a well-formed message fail the whole request with INVALID_ARGUMENT naming the
+// byte offset (protobuf would fail the call without saying where), and strings are not
+// checked for UTF-8 here but by the engine, which rejects just the profile or update that
+// holds a bad one, naming the field.
+namespace segd::server {
+
+struct DecodedUpdateBatch {
+  uint64_t seq = 0;
+  ConvertedBatch<ProfileUpdate> updates;
+};
+
+struct DecodedReplayRequest {
+  bool quiet = false;
+  uint32_t profiles = 0;  // entries of `profiles`, converted or not
+  ConvertedBatch<ProfileData> converted;
+};
+
+// A serialized v1.UpdateBatch; request indexes are positions in its `updates`.
+absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes);
+
+// A serialized v1.ReplayRequest; request indexes count from `first_index`.
+absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
+                                                         uint32_t first_index);
+
+}  // namespace segd::server

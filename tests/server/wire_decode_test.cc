@@ -1,0 +1,299 @@
+// The wire decoder of Stream and Replay against the generated parser followed by
+// UpdatesFromProto / ProfilesFromProto, on random messages and on the wire's corner
+// cases: whatever bytes both accept must come out the same.
+#include "server/wire_decode.h"
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "server/convert.h"
+
+namespace segd {
+
+static bool operator==(const UpdateError& a, const UpdateError& b) {
+  return a.index == b.index && a.key == b.key && a.message == b.message;
+}
+
+namespace server {
+namespace {
+
+bool SameUpdate(const ProfileUpdate& a, const ProfileUpdate& b) {
+  return a.key == b.key && a.set == b.set && a.unset == b.unset && a.increment == b.increment &&
+         a.events == b.events && a.del == b.del;
+}
+
+std::string Describe(const std::vector<UpdateError>& errors) {
+  std::string out;
+  for (const UpdateError& e : errors) {
+    out += std::to_string(e.index) + " " + e.key + ": " + e.message + "\n";
+  }
+  return out;
+}
+
+// Random messages with every kind of value, values without a kind now and then, events
+// with and without ids, deletes, and names that sort in any order.
+class RandomMessages {
+ public:
+  explicit RandomMessages(uint32_t seed) : rng_(seed) {}
+
+  v1::UpdateBatch Batch() {
+    v1::UpdateBatch batch;
+    batch.set_seq(rng_());
+    const int n = Int(0, 6);
+    for (int i = 0; i < n; ++i) Update(batch.add_updates());
+    return batch;
+  }
+
+  v1::ReplayRequest Replay() {
+    v1::ReplayRequest request;
+    request.set_quiet(Chance(0.5));
+    const int n = Int(0, 6);
+    for (int i = 0; i < n; ++i) Profile(request.add_profiles());
+    return request;
+  }
+
+  void Profile(v1::Profile* p) {
+    p->set_key(Name());
+    Map(p->mutable_attributes(), Int(0, 9));
+    const int events = Int(0, 6);
+    for (int i = 0; i < events; ++i) Event(p->add_events());
+    if (Chance(0.2)) p->add_segments("ignored");
+  }
+
+  void Update(v1::ProfileUpdate* u) {
+    u->set_key(Name());
+    Map(u->mutable_set(), Int(0, 4));
+    for (int i = Int(0, 2); i > 0; --i) u->add_unset(Name());
+    Map(u->mutable_increment(), Int(0, 2));
+    for (int i = Int(0, 3); i > 0; --i) Event(u->add_events());
+    u->set_delete_(Chance(0.1));
+  }
+
+ private:
+  int Int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+  bool Chance(double p) { return std::bernoulli_distribution(p)(rng_); }
+  std::string Name() {
+    static const char* const kNames[] = {"a", "b", "country", "url", "Z", "ä", "a1", "plan"};
+    return kNames[Int(0, 7)];
+  }
+
+  void Event(v1::Event* e) {
+    e->set_type(Chance(0.5) ? "page_view" : "purchase");
+    e->set_time(Chance(0.2) ? 0 : 1'700'000'000'000 + Int(0, 1'000'000));
+    if (Chance(0.3)) e->set_id("id" + std::to_string(Int(0, 3)));
+    Map(e->mutable_properties(), Int(0, 3));
+  }
+
+  void Map(google::protobuf::Map<std::string, v1::Value>* map, int n) {
+    for (int i = 0; i < n; ++i) Value(&(*map)[Name()]);
+  }
+
+  void Value(v1::Value* v) {
+    switch (Int(0, 7)) {
+      case 0:
+        v->set_string_value(std::string(static_cast<size_t>(Int(0, 40)), 'x'));
+        break;
+      case 1:
+        v->set_int_value(static_cast<int64_t>(rng_()) - (int64_t{1} << 31));
+        break;
+      case 2:
+        v->set_float_value(Int(-1000, 1000) / 8.0);
+        break;
+      case 3:
+        v->set_bool_value(Chance(0.5));
+        break;
+      case 4:
+        v->set_time_value(1'700'000'000'000 + Int(0, 1000));
+        break;
+      case 5:
+        for (int i = Int(0, 3); i > 0; --i) v->mutable_list_value()->add_values(Name());
+        v->mutable_list_value();  // an empty list is a list too
+        break;
+      case 6:
+        v->set_string_value("long enough not to fit inside a std::string");
+        break;
+      default:
+        break;  // no kind
+    }
+  }
+
+  std::mt19937 rng_;
+};
+
+// Decodes `bytes` both ways; both must accept or both reject, and agree when they accept.
+void CheckUpdateBatch(const std::string& bytes) {
+  v1::UpdateBatch parsed;
+  const bool proto_ok = parsed.ParseFromString(bytes);
+  absl::StatusOr<DecodedUpdateBatch> decoded = DecodeUpdateBatch(bytes);
+  INFO(parsed.ShortDebugString());
+  REQUIRE(decoded.ok() == proto_ok);
+  if (!proto_ok) {
+    CHECK(decoded.status().code() == absl::StatusCode::kInvalidArgument);
+    return;
+  }
+  const ConvertedBatch<ProfileUpdate> want = UpdatesFromProto(parsed.updates());
+  CHECK(decoded->seq == parsed.seq());
+  CHECK(decoded->updates.indexes == want.indexes);
+  INFO("decoded errors:\n" << Describe(decoded->updates.errors) << "want:\n"
+                           << Describe(want.errors));
+  CHECK(decoded->updates.errors == want.errors);
+  REQUIRE(decoded->updates.items.size() == want.items.size());
+  for (size_t i = 0; i < want.items.size(); ++i) {
+    INFO("update " << i);
+    CHECK(SameUpdate(decoded->updates.items[i], want.items[i]));
+  }
+}
+
+void CheckReplayRequest(const std::string& bytes, uint32_t first_index) {
+  v1::ReplayRequest parsed;
+  const bool proto_ok = parsed.ParseFromString(bytes);
+  absl::StatusOr<DecodedReplayRequest> decoded = DecodeReplayRequest(bytes, first_index);
+  INFO(parsed.ShortDebugString());
+  REQUIRE(decoded.ok() == proto_ok);
+  if (!proto_ok) {
+    CHECK(decoded.status().code() == absl::StatusCode::kInvalidArgument);
+    return;
+  }
+  const ConvertedBatch<ProfileData> want = ProfilesFromProto(parsed.profiles(), first_index);
+  CHECK(decoded->quiet == parsed.quiet());
+  CHECK(decoded->profiles == static_cast<uint32_t>(parsed.profiles_size()));
+  CHECK(decoded->converted.indexes == want.indexes);
+  INFO("decoded errors:\n" << Describe(decoded->converted.errors) << "want:\n"
+                           << Describe(want.errors));
+  CHECK(decoded->converted.errors == want.errors);
+  CHECK(decoded->converted.items == want.items);
+}
+
+// Wire-format pieces, for messages the generated code would never write.
+std::string Varint(uint64_t v) {
+  std::string out;
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+  return out;
+}
+std::string Field(int number, const std::string& bytes) {
+  return Varint(static_cast<uint64_t>(number) << 3 | 2) + Varint(bytes.size()) + bytes;
+}
+std::string VarintField(int number, uint64_t v) {
+  return Varint(static_cast<uint64_t>(number) << 3) + Varint(v);
+}
+
+TEST_CASE("Random update batches decode as the generated parser and UpdatesFromProto do",
+          "[server][wire]") {
+  RandomMessages random(7);
+  for (int i = 0; i < 2000; ++i) CheckUpdateBatch(random.Batch().SerializeAsString());
+}
+
+TEST_CASE("Random replay requests decode as the generated parser and ProfilesFromProto do",
+          "[server][wire]") {
+  RandomMessages random(8);
+  for (int i = 0; i < 2000; ++i) CheckReplayRequest(random.Replay().SerializeAsString(), 40);
+}
+
+TEST_CASE("Messages given twice merge as protobuf merges them", "[server][wire]") {
+  // Two serialized messages back to back are one message: the later singular fields
+  // win, repeated fields append, a map keeps the later entry of a key, and a message
+  // field merges (a second list_value appends to the first).
+  RandomMessages random(9);
+  for (int i = 0; i < 500; ++i) {
+    v1::Profile a, b;
+    random.Profile(&a);
+    random.Profile(&b);
+    CheckReplayRequest(Field(1, a.SerializeAsString() + b.SerializeAsString()), 0);
+    v1::ProfileUpdate u, w;
+    random.Update(&u);
+    random.Update(&w);
+    CheckUpdateBatch(Field(2, u.SerializeAsString() + w.SerializeAsString()));
+  }
+  v1::Value first, second;
+  first.mutable_list_value()->add_values("x");
+  second.mutable_list_value()->add_values("y");
+  const std::string entry =
+      Field(1, "tags") + Field(2, first.SerializeAsString() + second.SerializeAsString());
+  const std::string profile = Field(1, "k") + Field(2, entry);
+  CheckReplayRequest(Field(1, profile), 0);
+  absl::StatusOr<DecodedReplayRequest> decoded = DecodeReplayRequest(Field(1, profile), 0);
+  REQUIRE(decoded.ok());
+  REQUIRE(decoded->converted.items.size() == 1);
+  CHECK(decoded->converted.items[0].attributes ==
+        NamedValues{{"tags", Value::List({"x", "y"})}});
+
+  // A later entry of a name replaces the earlier one whole, even one without a kind.
+  v1::Value one;
+  one.set_int_value(1);
+  const std::string twice = Field(1, "k") + Field(2, Field(1, "n") + Field(2, "")) +
+                            Field(2, Field(1, "n") + Field(2, one.SerializeAsString()));
+  CheckReplayRequest(Field(1, twice), 0);
+  const std::string twice_reversed = Field(1, "k") +
+                                     Field(2, Field(1, "n") + Field(2, one.SerializeAsString())) +
+                                     Field(2, Field(1, "n") + Field(2, ""));
+  CheckReplayRequest(Field(1, twice_reversed), 0);
+}
+
+TEST_CASE("Unknown fields and fields of an unexpected wire type are skipped", "[server][wire]") {
+  const std::string unknown = VarintField(15, 300) + Field(16, "skip me") +
+                              Varint(17 << 3 | 1) + std::string(8, '\x01') +
+                              Varint(18 << 3 | 5) + std::string(4, '\x02') +
+                              Varint(19 << 3 | 3) + VarintField(1, 5) + Varint(19 << 3 | 4);
+  v1::Profile p;
+  p.set_key("k");
+  (*p.mutable_attributes())["a"].set_int_value(3);
+  v1::Event* e = p.add_events();
+  e->set_type("t");
+  e->set_time(1'700'000'000'000);
+  (*e->mutable_properties())["x"].set_string_value("y");
+  CheckReplayRequest(Field(1, p.SerializeAsString() + unknown) + unknown, 0);
+  // A key and an event as varints.
+  CheckReplayRequest(Field(1, unknown + p.SerializeAsString() + VarintField(1, 7)), 0);
+  CheckReplayRequest(Field(1, p.SerializeAsString() + Varint(3 << 3 | 0) + Varint(1)), 0);
+  const std::string event_with_unknown = Field(1, "t") + unknown + Field(3, Field(1, "x") + unknown);
+  CheckReplayRequest(Field(1, Field(1, "k") + Field(3, event_with_unknown)), 0);
+  CheckUpdateBatch(VarintField(1, 9) + unknown + Field(2, Field(1, "k") + unknown));
+  // Key, events and set as varints: unknown fields to the generated parser too.
+  CheckUpdateBatch(Field(2, Field(1, "k") + VarintField(5, 1) + VarintField(2, 1)));
+}
+
+TEST_CASE("Bytes that are not a message are rejected whole, at every cut", "[server][wire]") {
+  RandomMessages random(10);
+  for (int i = 0; i < 30; ++i) {
+    const std::string replay = random.Replay().SerializeAsString();
+    for (size_t cut = 0; cut < replay.size(); ++cut) CheckReplayRequest(replay.substr(0, cut), 0);
+    const std::string batch = random.Batch().SerializeAsString();
+    for (size_t cut = 0; cut < batch.size(); ++cut) CheckUpdateBatch(batch.substr(0, cut));
+  }
+  for (const std::string& bad : {std::string("\x0a\x05" "ab", 4), std::string("\x00", 1),
+                                 std::string("\x0c", 1), std::string("\x0a\xff", 2),
+                                 std::string("\x0f", 1)}) {
+    CheckReplayRequest(bad, 0);
+    CheckUpdateBatch(bad);
+  }
+  // A profile of 5 bytes with 2 left: the length read ends at byte 2.
+  absl::StatusOr<DecodedReplayRequest> cut = DecodeReplayRequest(std::string("\x0a\x05" "ab", 4), 0);
+  REQUIRE_FALSE(cut.ok());
+  CHECK(cut.status().message() ==
+        "the ReplayRequest message is not valid protobuf wire format (at byte 2)");
+}
+
+TEST_CASE("Strings are not checked for UTF-8 by the decoder but by the engine", "[server][wire]") {
+  // The generated parser rejects the whole message; the decoder leaves it to the engine,
+  // which rejects only the profile or update that holds the bad string.
+  const std::string bad = "\xff\xfe";
+  absl::StatusOr<DecodedReplayRequest> replay =
+      DecodeReplayRequest(Field(1, Field(1, bad)) + Field(1, Field(1, "ok")), 0);
+  REQUIRE(replay.ok());
+  REQUIRE(replay->converted.items.size() == 2);
+  CHECK(replay->converted.items[0].key == bad);
+  absl::StatusOr<DecodedUpdateBatch> batch = DecodeUpdateBatch(Field(2, Field(1, bad)));
+  REQUIRE(batch.ok());
+  REQUIRE(batch->updates.items.size() == 1);
+  CHECK(batch->updates.items[0].key == bad);
+}
+
+}  // namespace
+}  // namespace server
+}  // namespace segd
