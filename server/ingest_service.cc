@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 #include <atomic>
 #include <deque>
 #include <optional>
@@ -122,6 +123,35 @@ class ArenaMessage {
   M* message_;
 };
 
+// The message number `n` (counting from 1) of a call's stream, decoded from its bytes
+// with `decode`; errors name the message. Empties `buffer` for the next read.
+template <typename Decode>
+auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, const Decode& decode)
+    -> decltype(decode(std::string_view())) {
+  grpc::Slice slice;
+  const grpc::Status dumped = buffer->DumpToSingleSlice(&slice);
+  buffer->Clear();
+  if (!dumped.ok()) return absl::InternalError(dumped.error_message());
+  auto decoded = decode(std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  if (!decoded.ok()) {
+    return absl::Status(decoded.status().code(), absl::StrCat("message ", n, " of the stream: ",
+                                                              decoded.status().message()));
+  }
+  return decoded;
+}
+
+// A reply as the bytes a raw method writes.
+template <typename M>
+grpc::ByteBuffer Serialize(const M& message) {
+  grpc::ByteBuffer buffer;
+  bool own_buffer;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<M>::Serialize(message, &buffer, &own_buffer);
+  assert(serialized.ok());  // fails only for messages over 2 GB
+  (void)serialized;
+  return buffer;
+}
+
 // How often RejectLog may write a line.
 constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
 
@@ -166,7 +196,8 @@ void IngestService::RejectLog::Record(std::string_view rpc, std::span<const Upda
 // they call for are started outside it (Run). Finish is called once no batch is in the
 // engine, no Ack is queued or being written and no StartRead is being issued, so no
 // operation is ever started after it.
-class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>,
+class IngestService::StreamReactor final
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                                            public IngestService::DrainableCall {
  public:
   StreamReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects)
@@ -195,10 +226,23 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
       Run(std::move(step));
       return;
     }
-    ConvertedBatch<ProfileUpdate> batch = UpdatesFromProto(request_->updates());
+    // request_ and messages_ belong to the one outstanding read.
+    absl::StatusOr<DecodedUpdateBatch> decoded =
+        DecodeMessage(&request_, ++messages_, DecodeUpdateBatch);
+    if (!decoded.ok()) {
+      absl::MutexLock lock(&mu_);
+      --read_.in_engine;
+      read_.Handed();
+      read_.rejected = ToGrpcStatus(decoded.status());
+      step = NextStep();
+    }
+    if (!decoded.ok()) {
+      Run(std::move(step));
+      return;
+    }
+    ConvertedBatch<ProfileUpdate> batch = std::move(decoded->updates);
     std::vector<ProfileUpdate> updates = std::move(batch.items);
-    const uint64_t seq = request_->seq();
-    request_.Reset();
+    const uint64_t seq = decoded->seq;
     Ref();
     env_.engine.ApplyAsync(std::move(updates),
                            [this, seq, batch = std::move(batch)](BatchResult result) mutable {
@@ -302,13 +346,16 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
   // a reaction, or holds a reference).
   void Run(Step step) {
     while (true) {
-      if (step.write) StartWrite(&write_);
+      if (step.write) {
+        write_bytes_ = Serialize(write_);
+        StartWrite(&write_bytes_);
+      }
       if (step.finish.has_value()) {
         Finish(*std::move(step.finish));
         return;
       }
       if (!step.read) return;
-      StartRead(request_.get());
+      StartRead(&request_);
       absl::MutexLock lock(&mu_);
       read_.ReadStarted();
       step = NextStep();
@@ -320,9 +367,11 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
   RejectLog& rejects_;
 
   // Filled by the outstanding read; read between its OnReadDone and the next StartRead.
-  ArenaMessage<v1::UpdateBatch> request_;
+  grpc::ByteBuffer request_;
+  uint64_t messages_ = 0;  // read so far, request_ included
   // Written by the write in flight; set only while no write is in flight.
   v1::Ack write_;
+  grpc::ByteBuffer write_bytes_;
 
   absl::Mutex mu_;
   ReadAhead read_ ABSL_GUARDED_BY(mu_);
@@ -330,7 +379,7 @@ class IngestService::StreamReactor final : public grpc::ServerBidiReactor<v1::Up
   std::deque<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);  // Acks waiting for the write in flight
 };
 
-grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* IngestService::Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* IngestService::Stream(
     grpc::CallbackServerContext* /*ctx*/) {
   return new StreamReactor(*this, env_, rejects_);
 }
@@ -492,22 +541,9 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
 
   // The message just read, decoded from the wire (see wire_decode.h).
   absl::StatusOr<DecodedReplayRequest> Decode() {
-    ++messages_;
-    grpc::Slice slice;
-    const grpc::Status dumped = request_.DumpToSingleSlice(&slice);
-    request_.Clear();
-    absl::StatusOr<DecodedReplayRequest> decoded =
-        dumped.ok() ? DecodeReplayRequest(std::string_view(reinterpret_cast<const char*>(
-                                                               slice.begin()),
-                                                           slice.size()),
-                                          next_index_)
-                    : absl::InternalError(dumped.error_message());
-    if (!decoded.ok()) {
-      return absl::Status(decoded.status().code(),
-                          absl::StrCat("message ", messages_, " of the stream: ",
-                                       decoded.status().message()));
-    }
-    return decoded;
+    return DecodeMessage(&request_, ++messages_, [&](std::string_view bytes) {
+      return DecodeReplayRequest(bytes, next_index_);
+    });
   }
 
   // On a shard thread, holding a reference.
@@ -539,9 +575,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
                 [](const UpdateError& a, const UpdateError& b) { return a.index < b.index; });
       v1::ReplaySummary summary;
       ToProto(summary_, &summary);
-      const std::string bytes = summary.SerializeAsString();
-      const grpc::Slice slice(bytes);
-      *response_ = grpc::ByteBuffer(&slice, 1);
+      *response_ = Serialize(summary);
     }
     return step;
   }

@@ -17,15 +17,16 @@ namespace segd::server {
 
 // segd.v1.Ingest (SPEC §2, §5): Stream (one Ack per batch, once it is applied and its
 // changes are in the change log), Apply, Replay (client streaming; error indexes count
-// across the whole stream; `quiet` is read from the first message). Replay takes its
-// messages as bytes and decodes them itself (wire_decode.h); to clients it is the same
-// method, with the same messages.
+// across the whole stream; `quiet` is read from the first message). Stream and Replay
+// take their messages as bytes and decode them themselves (wire_decode.h); to clients
+// they are the same methods, with the same messages.
 class IngestService final
-    : public v1::Ingest::WithRawCallbackMethod_Replay<v1::Ingest::CallbackService> {
+    : public v1::Ingest::WithRawCallbackMethod_Stream<v1::Ingest::WithCallbackMethod_Apply<
+          v1::Ingest::WithRawCallbackMethod_Replay<v1::Ingest::Service>>> {
  public:
   explicit IngestService(ServiceEnv& env) : env_(env) {}
 
-  grpc::ServerBidiReactor<v1::UpdateBatch, v1::Ack>* Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* ctx, const v1::UpdateBatch* request,
                                   v1::Ack* response) override;

@@ -495,6 +495,79 @@ RawOutcome RunRawClientStream(const std::shared_ptr<grpc::Channel>& channel,
   return out;
 }
 
+// The same for a bidi-streaming call: every response, as bytes.
+struct RawStreamOutcome {
+  grpc::Status status;
+  std::vector<std::string> responses;
+};
+
+RawStreamOutcome RunRawBidiStream(const std::shared_ptr<grpc::Channel>& channel,
+                                  const std::string& method,
+                                  const std::vector<std::string>& messages) {
+  RawStreamOutcome out;
+  const grpc::internal::RpcMethod rpc(method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING,
+                                      channel);
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(), rpc, &ctx));
+  for (const std::string& m : messages) {
+    const grpc::Slice slice(m);
+    if (!stream->Write(grpc::ByteBuffer(&slice, 1))) break;
+  }
+  stream->WritesDone();
+  grpc::ByteBuffer response;
+  while (stream->Read(&response)) {
+    grpc::Slice slice;
+    REQUIRE(response.DumpToSingleSlice(&slice).ok());
+    out.responses.emplace_back(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  out.status = stream->Finish();
+  return out;
+}
+
+TEST_CASE("Stream acks what came before a message that is not protobuf, then ends",
+          "[server][ingest]") {
+  ServerFixture f;
+  const v1::UpdateBatch good = Batch(1, {Set("a", "n", IntValue(1))});
+  const RawStreamOutcome r =
+      RunRawBidiStream(f.channel, "/segd.v1.Ingest/Stream",
+                       {good.SerializeAsString(), std::string("\x12\x09" "short", 7)});
+  CHECK(r.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(r.status.error_message() ==
+        "message 2 of the stream: the UpdateBatch message is not valid protobuf wire format "
+        "(at byte 2)");
+  REQUIRE(r.responses.size() == 1);
+  v1::Ack ack;
+  REQUIRE(ack.ParseFromString(r.responses[0]));
+  CHECK(ack.seq() == 1);
+  CHECK(ack.applied() == 1);
+  CHECK(f.server->engine().GetProfile("a").ok());
+}
+
+TEST_CASE("Stream rejects just the update whose strings are not UTF-8, and says which",
+          "[server][ingest]") {
+  ServerFixture f;
+  const v1::UpdateBatch batch = Batch(
+      7, {Set("a\xc3", "n", IntValue(1)), Set("b", "city", StringValue("K\xf8" "benhavn")),
+          WithEvent("c", "view\xff", kT0), Set("d", "n", IntValue(4))});
+  const RawStreamOutcome r =
+      RunRawBidiStream(f.channel, "/segd.v1.Ingest/Stream", {batch.SerializeAsString()});
+  REQUIRE(r.status.ok());
+  REQUIRE(r.responses.size() == 1);
+  v1::Ack ack;
+  REQUIRE(ack.ParseFromString(r.responses[0]));  // what it echoes is UTF-8 again
+  CHECK(ack.seq() == 7);
+  CHECK(ack.applied() == 1);
+  REQUIRE(ack.errors_size() == 3);
+  CHECK(ack.errors(0).key() == "a\uFFFD");
+  CHECK(ack.errors(0).message() == "key: must be valid UTF-8");
+  CHECK(ack.errors(1).message() == "set[\"city\"]: string is not valid UTF-8");
+  CHECK(ack.errors(2).index() == 2);
+  CHECK(ack.errors(2).message() == "events[0].type: must be 1-128 bytes of UTF-8");
+  CHECK(f.server->engine().GetProfile("d").ok());
+}
+
 TEST_CASE("Replay ends with INVALID_ARGUMENT on a message that is not protobuf",
           "[server][ingest][replay]") {
   ServerFixture f;
