@@ -379,6 +379,25 @@ SEGD_CODEC_INLINE const uint8_t* NextEvent(const uint8_t* p, const uint8_t* limi
   return e->end;
 }
 
+// NextEvent for a scan that needs the event's type but not its time: the time code is
+// skipped, not decoded.
+SEGD_CODEC_INLINE const uint8_t* NextEventType(const uint8_t* p, const uint8_t* limit,
+                                               uint32_t* type) {
+  uint64_t v;
+  if (limit - p >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    const uint64_t stops = ~w & 0x8080808080808080ULL;
+    p = stops != 0 ? p + (std::countr_zero(stops) + 1) / 8 : SkipVarint(p);
+  } else {
+    p = SkipVarint(p);
+  }
+  p = GetVarint(p, &v);
+  *type = static_cast<uint32_t>(v >> 1);
+  p = GetVarint(p, &v);
+  return p + v;
+}
+
 // The id ("" if none) and the encoded properties of an event.
 inline std::string_view EventId(const EventHead& e) {
   if (!e.has_id) return {};

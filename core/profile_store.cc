@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <utility>
 
@@ -792,16 +793,73 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
   });
 }
 
-void ProfileStore::ScanEvents(Slot slot, int64_t now,
-                              absl::FunctionRef<bool(int64_t, uint32_t)> f) const {
-  const codec::BlobLayout b = impl_->Layout(impl_->rec(slot));
-  const int64_t cutoff = now - options_.retention_ms;
-  codec::EventHead h;
-  int64_t prev = -1;
-  for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
-    p = codec::NextEvent(p, b.end, prev, &h);
-    if (h.time > cutoff && !f(h.time, h.type)) return;
+uint64_t ProfileStore::MatchTypeSequence(std::span<const TypeStep> steps, int64_t now,
+                                         int64_t after, std::span<uint64_t> matched) const {
+  assert(matched.size() == steps.size() + 1);
+  const Impl& m = *impl_;
+  const int64_t from = std::max(after, now - options_.retention_ms);  // events after this
+  const uint32_t n = static_cast<uint32_t>(steps.size());
+  // A history being walked: the next event head, the end, the time before it, and the
+  // steps matched so far.
+  struct Lane {
+    const uint8_t* p = nullptr;  // null: the lane is empty
+    const uint8_t* end = nullptr;
+    // The previous event's time (-1 before the first), or kPastFrom once past `from`:
+    // histories are in time order, so every event from there on counts, and its time
+    // need not be decoded.
+    int64_t prev = -1;
+    uint32_t k = 0;
+  };
+  constexpr int64_t kPastFrom = std::numeric_limits<int64_t>::min();
+  constexpr int kLanes = 4;
+  constexpr Slot kBlobsAhead = 16;
+  Slot next = 0;
+  // Starts the lane on the next live profile; false when there is none.
+  auto refill = [&](Lane& lane) {
+    for (; next < m.limit; ++next) {
+      if (next + kBlobsAhead < m.limit) {  // the whole blob: the scan reads it all
+        const Impl::Record& ahead = m.rec(next + kBlobsAhead);
+        for (uint32_t off = 0; off < ahead.size; off += 64) __builtin_prefetch(ahead.data + off);
+      }
+      const Impl::Record& r = m.rec(next);
+      if (r.data == nullptr) continue;
+      const codec::BlobLayout b = m.Layout(r);
+      lane = Lane{b.events, b.end, -1, 0};
+      ++next;
+      return true;
+    }
+    lane.p = nullptr;
+    return false;
+  };
+  Lane lanes[kLanes];
+  int active = 0;
+  for (Lane& lane : lanes) active += refill(lane);
+  uint64_t read = 0;
+  while (active > 0) {
+    for (Lane& lane : lanes) {
+      if (lane.p == nullptr) continue;
+      if (lane.p >= lane.end || lane.k == n) {  // this profile is done
+        ++matched[lane.k];
+        if (!refill(lane)) --active;
+        continue;
+      }
+      uint32_t type;
+      if (lane.prev == kPastFrom) {
+        lane.p = codec::NextEventType(lane.p, lane.end, &type);
+      } else {
+        codec::EventHead h;
+        lane.p = codec::NextEvent(lane.p, lane.end, lane.prev, &h);
+        lane.prev = h.time;
+        if (h.time <= from) continue;
+        lane.prev = kPastFrom;
+        type = h.type;
+      }
+      ++read;
+      const TypeStep& step = steps[lane.k];
+      lane.k += step.any || step.type == type;
+    }
   }
+  return read;
 }
 
 void ProfileStore::PrefetchBlob(Slot slot) const {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -86,10 +87,22 @@ class ProfileStore {
   // are left out.
   void Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts = kAll) const;
 
-  // Calls f(time, type) for each event of the profile as of `now` (as Load keeps them),
-  // in history order, until f returns false; reads the event heads only. For scans of
-  // every profile (funnels) that test types and times and need no view.
-  void ScanEvents(Slot slot, int64_t now, absl::FunctionRef<bool(int64_t, uint32_t)> f) const;
+  // One step of MatchTypeSequence: an event type (an interned name id), or any type.
+  struct TypeStep {
+    bool any = false;
+    uint32_t type = 0;
+  };
+  // The funnel of every live profile: how many of `steps` its events as of `now` (as Load
+  // keeps them) and after `after` match in order, each step taking the earliest event
+  // after the previous step's — the greedy match of Evaluator::MatchSequence, for steps
+  // that test the type only. Adds 1 to matched[m] for each profile that matched m steps
+  // (`matched` has steps.size() + 1 entries); returns the events read.
+  //
+  // Reads the event heads only, and several profiles at a time: decoding one history is
+  // a chain of dependent loads (each event's length says where the next one starts), so
+  // walking a few histories side by side overlaps their chains.
+  uint64_t MatchTypeSequence(std::span<const TypeStep> steps, int64_t now, int64_t after,
+                             std::span<uint64_t> matched) const;
 
   // Starts loading the blob of a live profile (scans that walk the slots in order).
   void PrefetchBlob(Slot slot) const;

@@ -420,29 +420,27 @@ void Shard::Funnel(std::span<const Selector> steps, int64_t within_ms,
   }
   counts->resize(steps.size(), 0);
   // Steps that test only the event type (the usual funnel) are matched on the event
-  // heads as they are decoded, with no view; the greedy match is the evaluator's
-  // (MatchSequence): each step takes the earliest event after the previous step's.
+  // heads, with no view, by the store (the evaluator's greedy match: each step takes the
+  // earliest event after the previous step's).
   const bool types_only =
       std::all_of(bound.begin(), bound.end(), [](const Selector& s) { return s.where == nullptr; });
-  // ScanEvents drops what retention drops; `within` bounds the window further.
-  const int64_t window_start =
-      within_ms < 0 ? std::numeric_limits<int64_t>::min() : now_ - within_ms;
-  ForEachProfile([&](Slot p) {
-    size_t k = 0;
-    if (types_only) {
-      uint64_t seen = 0;
-      store_.ScanEvents(p, now_, [&](int64_t time, uint32_t type) {
-        if (time <= window_start) return true;
-        ++seen;
-        if (bound[k].any_type || bound[k].type_id == type) ++k;
-        return k < bound.size();
-      });
-      *scanned += seen;
-    } else {
-      store_.Load(p, now_, &view_, ProfileStore::kEvents);  // steps read events only
-      Evaluator eval(view_, now_, options_.retention_ms, nullptr);
-      k = eval.MatchSequence(bound, within_ms, scanned);
+  if (types_only) {
+    std::vector<ProfileStore::TypeStep> types;
+    for (const Selector& s : bound) types.push_back({s.any_type, s.type_id});
+    // `within` bounds the window; retention drops what Load drops.
+    const int64_t after = within_ms < 0 ? std::numeric_limits<int64_t>::min() : now_ - within_ms;
+    std::vector<uint64_t> matched(steps.size() + 1, 0);
+    *scanned += store_.MatchTypeSequence(types, now_, after, matched);
+    for (size_t k = 0; k < matched.size(); ++k) {
+      for (size_t i = 0; i < k; ++i) (*counts)[i] += matched[k];
+      *total += matched[k];
     }
+    return;
+  }
+  ForEachProfile([&](Slot p) {
+    store_.Load(p, now_, &view_, ProfileStore::kEvents);  // steps read events only
+    Evaluator eval(view_, now_, options_.retention_ms, nullptr);
+    const size_t k = eval.MatchSequence(bound, within_ms, scanned);
     for (size_t i = 0; i < k; ++i) ++(*counts)[i];
     ++*total;
   });
