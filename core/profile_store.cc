@@ -330,10 +330,17 @@ struct ProfileStore::Impl {
   uint64_t total_events = 0;
   size_t blob_bytes = 0;
 
-  // Scratch, reused across calls to spare allocations on the ingest path.
+  // Scratch, reused across calls to spare allocations on the ingest and replay paths.
   std::vector<AttrChange> plan;
-  std::vector<std::pair<uint32_t, uint32_t>> prop_order;
-  std::string buf, props_buf;
+  std::vector<std::pair<uint32_t, uint32_t>> prop_order, attr_order;
+  std::string buf, props_buf, blob, attr_bytes;
+  // A replayed event to keep, by time and then by its index in the profile.
+  struct Kept {
+    int64_t time;
+    uint32_t index;
+    friend auto operator<=>(const Kept&, const Kept&) = default;
+  };
+  std::vector<Kept> kept;
 };
 
 absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Record* r,
@@ -442,8 +449,9 @@ void ProfileStore::Impl::EncodeProperties(const NamedValues& props, std::string*
   prop_order.clear();
   for (uint32_t i = 0; i < props.size(); ++i)
     prop_order.emplace_back(names.Intern(props[i].first), i);
-  std::stable_sort(prop_order.begin(), prop_order.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  // (id, index) pairs in order: by id, equal ids in the order given (as a stable sort by
+  // id would have them, without the buffer std::stable_sort allocates on every call).
+  std::sort(prop_order.begin(), prop_order.end());
   for (size_t k = 0; k < prop_order.size(); ++k) {
     if (k + 1 < prop_order.size() && prop_order[k + 1].first == prop_order[k].first) continue;
     codec::AppendField(prop_order[k].first, props[prop_order[k].second].second, &values, out);
@@ -655,13 +663,14 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
   }
 
   // Attributes, by name id; a later entry of a name wins.
-  std::vector<std::pair<uint32_t, uint32_t>> attrs;  // (name id, index)
+  std::vector<std::pair<uint32_t, uint32_t>>& attrs = m.attr_order;  // (name id, index)
+  attrs.clear();
   for (uint32_t i = 0; i < profile.attributes.size(); ++i) {
     attrs.emplace_back(interner_.Intern(profile.attributes[i].first), i);
   }
-  std::stable_sort(attrs.begin(), attrs.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::string attr_bytes;
+  std::sort(attrs.begin(), attrs.end());  // by id, then index: stable by id
+  std::string& attr_bytes = m.attr_bytes;
+  attr_bytes.clear();
   for (size_t k = 0; k < attrs.size(); ++k) {
     if (k + 1 < attrs.size() && attrs[k + 1].first == attrs[k].first) continue;
     const uint32_t id = attrs[k].first;
@@ -673,11 +682,8 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
 
   // Events: retained ones, first of each (type, id), the newest max_events in history
   // order.
-  struct Kept {
-    int64_t time;
-    uint32_t index;
-  };
-  std::vector<Kept> kept;
+  std::vector<Impl::Kept>& kept = m.kept;
+  kept.clear();
   absl::flat_hash_set<std::pair<std::string_view, std::string_view>> ids;
   for (uint32_t i = 0; i < profile.events.size(); ++i) {
     const Event& e = profile.events[i];
@@ -686,15 +692,17 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
     if (!e.id.empty() && !ids.emplace(e.type, e.id).second) continue;
     kept.push_back({t, i});
   }
-  std::stable_sort(kept.begin(), kept.end(),
-                   [](const Kept& a, const Kept& b) { return a.time < b.time; });
+  if (!std::is_sorted(kept.begin(), kept.end())) {  // history order, as a rule
+    std::sort(kept.begin(), kept.end());  // by time, then index: stable by time
+  }
   if (kept.size() > options_.max_events) {
     kept.erase(kept.begin(), kept.end() - options_.max_events);
   }
-  std::string blob;
+  std::string& blob = m.blob;
+  blob.clear();
   codec::AppendBlobHead(profile.key, attr_bytes, &blob);
   int64_t prev = -1;
-  for (const Kept& k : kept) {
+  for (const Impl::Kept& k : kept) {
     const Event& e = profile.events[k.index];
     const uint32_t type = interner_.Intern(e.type);
     AddType(type, &out.event_types);
