@@ -96,6 +96,7 @@ void Preloader::Build() {
     m = Message();
     StartMessage(&m.bytes);
   };
+  ProfileData profile;  // refilled for each profile: its storage is reused
   while (ok) {
     const uint64_t begin = next_key_.fetch_add(chunk, std::memory_order_relaxed);
     if (begin >= options_.profiles) break;
@@ -103,7 +104,8 @@ void Preloader::Build() {
     for (uint64_t n = begin; n < end && ok; ++n) {
       const size_t server = shard_of_.empty() ? 0 : shard_of_[n];
       Message& m = filling[server];
-      wire::AppendReplayProfile(workload.MakeProfile(n, options_.now_ms), &m.bytes);
+      workload.MakeProfile(n, options_.now_ms, &profile);
+      wire::AppendReplayProfile(profile, &m.bytes);
       built_profiles_.fetch_add(1, std::memory_order_relaxed);
       if (++m.profiles == options_.profiles_per_message) flush(server);
     }

@@ -297,31 +297,38 @@ std::string Workload::Key(uint64_t n) {
 }
 
 ProfileData Workload::MakeProfile(uint64_t n, int64_t now_ms) const {
-  Rng rng(ProfileSeed(options_.seed, n));
   ProfileData profile;
-  profile.key = Key(n);
+  MakeProfile(n, now_ms, &profile);
+  return profile;
+}
 
-  NamedValues& a = profile.attributes;
-  a.reserve(9);
-  a.emplace_back("country", Value::String(std::string(kCountries[PickCountry(rng)])));
-  a.emplace_back("device", Value::String(std::string(kDevices[PickPercent(rng, kDeviceBounds)])));
-  a.emplace_back("plan", Value::String(std::string(kPlans[PickPercent(rng, kPlanBounds)])));
-  a.emplace_back("age", Value::Int(18 + static_cast<int64_t>(rng.Below(63))));
-  a.emplace_back("ltv", Value::Float(LongTailedLtv(rng)));
-  std::string email = profile.key;
+void Workload::MakeProfile(uint64_t n, int64_t now_ms, ProfileData* profile) const {
+  Rng rng(ProfileSeed(options_.seed, n));
+  profile->key.clear();
+  AppendKey(n, &profile->key);
+  profile->segments.clear();
+
+  NamedValues& a = profile->attributes;
+  a.resize(9);
+  SetString(&a[0], "country", kCountries[PickCountry(rng)]);
+  SetString(&a[1], "device", kDevices[PickPercent(rng, kDeviceBounds)]);
+  SetString(&a[2], "plan", kPlans[PickPercent(rng, kPlanBounds)]);
+  a[3] = {"age", Value::Int(18 + static_cast<int64_t>(rng.Below(63)))};
+  a[4] = {"ltv", Value::Float(LongTailedLtv(rng))};
+  std::string email = profile->key;
   email.push_back('@');
   email.append(kEmailDomains[PickPercent(rng, kEmailDomainBounds)]);
-  a.emplace_back("email", Value::String(std::move(email)));
-  a.emplace_back("signup_at",
-                 Value::Time(now_ms - 1 - static_cast<int64_t>(rng.Below(kSignupSpanMs - 1))));
-  a.emplace_back("tags", Value::List(MakeTags(rng)));
-  a.emplace_back("newsletter", Value::Bool(rng.Below(10) < 3));
+  a[5] = {"email", Value::String(std::move(email))};
+  a[6] = {"signup_at",
+          Value::Time(now_ms - 1 - static_cast<int64_t>(rng.Below(kSignupSpanMs - 1)))};
+  a[7] = {"tags", Value::List(MakeTags(rng))};
+  a[8] = {"newsletter", Value::Bool(rng.Below(10) < 3)};
 
   // Times in (now - span, now), sorted; types and properties drawn afterwards.
   std::array<int64_t, kHistoryEvents> times;
   for (int64_t& t : times) t = now_ms - 1 - static_cast<int64_t>(rng.Below(kHistorySpanMs - 1));
   std::sort(times.begin(), times.end());
-  profile.events.resize(kHistoryEvents);
+  profile->events.resize(kHistoryEvents);
   std::string order_id;
   for (int64_t i = 0; i < kHistoryEvents; ++i) {
     const auto type = static_cast<EventType>(PickPercent(rng, kEventBounds));
@@ -331,9 +338,8 @@ ProfileData Workload::MakeProfile(uint64_t n, int64_t now_ms) const {
       order_id.push_back('-');
       AppendUint(static_cast<uint64_t>(i), &order_id);
     }
-    FillEvent(rng, type, times[i], order_id, &profile.events[i]);
+    FillEvent(rng, type, times[i], order_id, &profile->events[i]);
   }
-  return profile;
 }
 
 uint64_t Workload::NextKeyIndex() {

@@ -90,6 +90,8 @@ class Workload {
   // email, signup_at, tags, newsletter, and kHistoryEvents events in history (time)
   // order, each at a time in (now_ms - kHistorySpanMs, now_ms).
   ProfileData MakeProfile(uint64_t n, int64_t now_ms) const;
+  // The same, overwriting `*profile` and reusing its storage (as NextUpdate does).
+  void MakeProfile(uint64_t n, int64_t now_ms, ProfileData* profile) const;
 
   // The next update of the stream: one event at time now_ms for a key drawn by the
   // skew; kAttributeUpdatePercent % of updates also set `plan`, or increment `ltv` by

@@ -44,6 +44,13 @@ TEST_CASE("Workload is deterministic for a fixed seed", "[loadgen]") {
   Workload c(options);
   REQUIRE(c.MakeProfile(7, kNow) == a.MakeProfile(7, kNow));
 
+  ProfileData refilled;  // the reusing overload makes the same profiles, whatever it held
+  refilled.segments = {"stale"};
+  for (uint64_t n = 0; n < 200; ++n) {
+    a.MakeProfile(n, kNow, &refilled);
+    REQUIRE(refilled == a.MakeProfile(n, kNow));
+  }
+
   ProfileUpdate reused;
   for (int i = 0; i < 2000; ++i) {
     const ProfileUpdate ua = a.NextUpdate(kNow + i);
