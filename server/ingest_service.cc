@@ -67,6 +67,13 @@ struct ReadAhead {
   }
   // The message taken is in the engine: the next read may start.
   void Handed() { reading = false; }
+  // The message taken does not parse: it goes nowhere, and the call ends with `status`
+  // once nothing is owed.
+  void Reject(grpc::Status status) {
+    --in_engine;
+    reading = false;
+    rejected = std::move(status);
+  }
 
   // Whether to start a read now, with `unfinished` messages in the engine or owed a
   // reply; if so, the caller must call StartRead and then ReadStarted.
@@ -230,13 +237,11 @@ class IngestService::StreamReactor final
     absl::StatusOr<DecodedUpdateBatch> decoded =
         DecodeMessage(&request_, ++messages_, DecodeUpdateBatch);
     if (!decoded.ok()) {
-      absl::MutexLock lock(&mu_);
-      --read_.in_engine;
-      read_.Handed();
-      read_.rejected = ToGrpcStatus(decoded.status());
-      step = NextStep();
-    }
-    if (!decoded.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        read_.Reject(ToGrpcStatus(decoded.status()));
+        step = NextStep();
+      }
       Run(std::move(step));
       return;
     }
@@ -476,13 +481,11 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
     // request_, messages_, quiet_ and next_index_ belong to the one outstanding read.
     absl::StatusOr<DecodedReplayRequest> decoded = Decode();
     if (!decoded.ok()) {
-      absl::MutexLock lock(&mu_);
-      --read_.in_engine;
-      read_.Handed();
-      read_.rejected = ToGrpcStatus(decoded.status());
-      step = NextStep();
-    }
-    if (!decoded.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        read_.Reject(ToGrpcStatus(decoded.status()));
+        step = NextStep();
+      }
       Run(std::move(step));
       return;
     }
