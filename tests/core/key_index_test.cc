@@ -38,6 +38,24 @@ TEST_CASE("KeyIndex finds what was inserted and nothing else", "[core][key_index
   CHECK(index.MemoryBytes() >= 1000 * sizeof(uint64_t));
 }
 
+// It grows by half at 3/4 full: from then on between 1/2 and 3/4 full, whatever the size.
+TEST_CASE("KeyIndex stays between half and three quarters full as it grows",
+          "[core][key_index]") {
+  std::vector<std::string> keys;
+  Index index(KeyOfVector{&keys});
+  for (uint32_t slot = 0; slot < 100'000; ++slot) {
+    keys.push_back("u" + std::to_string(slot));
+    index.Insert(slot, Index::Hash(keys.back()));
+    const double entries = static_cast<double>(index.MemoryBytes()) / sizeof(uint64_t);
+    const double load = static_cast<double>(index.size()) / entries;
+    if (slot >= 12) REQUIRE(load >= 0.5);
+    REQUIRE(load <= 0.75);
+  }
+  for (uint32_t slot = 0; slot < 100'000; slot += 997) {
+    REQUIRE(index.Find(keys[slot], Index::Hash(keys[slot])) == slot);
+  }
+}
+
 // Random inserts and erases against std::map, in a table small enough that runs of
 // occupied buckets are long and wrap around its end: backward-shift deletion must keep
 // every remaining key reachable.
