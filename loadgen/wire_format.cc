@@ -1,16 +1,22 @@
 #include "loadgen/wire_format.h"
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <bit>
+#include <cassert>
 #include <cstring>
 
 // Sizes are computed before anything is written, so that every nested message's length
-// prefix is written once, in front of it, with no back-patching. All field numbers of
+// prefix is written once, in front of it, with no back-patching, and a profile is
+// written into bytes reserved for it at once. All field numbers of
 // segd.v1 are below 16, so every tag is one byte.
 //
 // Proto3 omits scalar fields that hold their default (empty string, 0) — except members of
 // a oneof, which are written whenever set: an int Value of 0 is `10 00`.
 namespace segd::load::wire {
 namespace {
+
+using google::protobuf::io::CodedOutputStream;
 
 // segd.v1 field numbers (see proto/segd/v1/segd.proto).
 constexpr uint32_t kValueString = 1, kValueInt = 2, kValueFloat = 3, kValueBool = 4, kValueTime = 5,
@@ -44,34 +50,56 @@ size_t ValueSize(const Value& v) {
   return 0;
 }
 
-void AppendValue(const Value& v, std::string* out) {
+// Writes the encoding of a message whose size was computed first into the bytes
+// reserved for it: no growth checks or appends per field, which cost more than the
+// encoding itself when every preloaded profile goes through here.
+class ArrayWriter {
+ public:
+  explicit ArrayWriter(char* p) : p_(reinterpret_cast<uint8_t*>(p)) {}
+  const char* position() const { return reinterpret_cast<const char*>(p_); }
+
+  void Varint(uint64_t v) { p_ = CodedOutputStream::WriteVarint64ToArray(v, p_); }
+  void Tag(uint32_t field, WireType type) { Varint(uint64_t{field} << 3 | static_cast<uint64_t>(type)); }
+  void Bytes(uint32_t field, std::string_view bytes) {
+    Tag(field, WireType::kLengthDelimited);
+    Varint(bytes.size());
+    std::memcpy(p_, bytes.data(), bytes.size());
+    p_ += bytes.size();
+  }
+  void VarintField(uint32_t field, uint64_t v) {
+    Tag(field, WireType::kVarint);
+    Varint(v);
+  }
+  void Fixed64(uint64_t bits) { p_ = CodedOutputStream::WriteLittleEndian64ToArray(bits, p_); }
+
+ private:
+  uint8_t* p_;
+};
+
+void WriteValue(const Value& v, ArrayWriter& w) {
   switch (v.kind()) {
     case ValueKind::kString:
-      AppendBytesField(kValueString, v.string_value(), out);
+      w.Bytes(kValueString, v.string_value());
       return;
     case ValueKind::kInt:
-      AppendVarintField(kValueInt, static_cast<uint64_t>(v.int_value()), out);
+      w.VarintField(kValueInt, static_cast<uint64_t>(v.int_value()));
       return;
-    case ValueKind::kFloat: {
-      AppendTag(kValueFloat, WireType::kFixed64, out);
-      const uint64_t bits = std::bit_cast<uint64_t>(v.float_value());
-      char le[8];
-      for (int i = 0; i < 8; ++i) le[i] = static_cast<char>(bits >> (8 * i));
-      out->append(le, 8);
+    case ValueKind::kFloat:
+      w.Tag(kValueFloat, WireType::kFixed64);
+      w.Fixed64(std::bit_cast<uint64_t>(v.float_value()));
       return;
-    }
     case ValueKind::kBool:
-      AppendVarintField(kValueBool, v.bool_value() ? 1 : 0, out);
+      w.VarintField(kValueBool, v.bool_value() ? 1 : 0);
       return;
     case ValueKind::kTime:
-      AppendVarintField(kValueTime, static_cast<uint64_t>(v.time_value()), out);
+      w.VarintField(kValueTime, static_cast<uint64_t>(v.time_value()));
       return;
     case ValueKind::kList: {
       size_t list = 0;
       for (const std::string& s : v.list_value()) list += FieldSize(s.size());
-      AppendTag(kValueList, WireType::kLengthDelimited, out);
-      AppendVarint(list, out);
-      for (const std::string& s : v.list_value()) AppendBytesField(kStringListValues, s, out);
+      w.Tag(kValueList, WireType::kLengthDelimited);
+      w.Varint(list);
+      for (const std::string& s : v.list_value()) w.Bytes(kStringListValues, s);
       return;
     }
   }
@@ -82,14 +110,14 @@ size_t EntrySize(const std::string& name, const Value& v) {
   return FieldSize(name.size()) + FieldSize(ValueSize(v));
 }
 
-void AppendEntries(uint32_t field, const NamedValues& values, std::string* out) {
+void WriteEntries(uint32_t field, const NamedValues& values, ArrayWriter& w) {
   for (const auto& [name, v] : values) {
-    AppendTag(field, WireType::kLengthDelimited, out);
-    AppendVarint(EntrySize(name, v), out);
-    AppendBytesField(kMapEntryKey, name, out);
-    AppendTag(kMapEntryValue, WireType::kLengthDelimited, out);
-    AppendVarint(ValueSize(v), out);
-    AppendValue(v, out);
+    w.Tag(field, WireType::kLengthDelimited);
+    w.Varint(EntrySize(name, v));
+    w.Bytes(kMapEntryKey, name);
+    w.Tag(kMapEntryValue, WireType::kLengthDelimited);
+    w.Varint(ValueSize(v));
+    WriteValue(v, w);
   }
 }
 
@@ -108,11 +136,29 @@ size_t EventSize(const Event& e) {
   return n;
 }
 
-void AppendEvent(const Event& e, std::string* out) {
-  if (!e.type.empty()) AppendBytesField(kEventType, e.type, out);
-  if (e.time != 0) AppendVarintField(kEventTime, static_cast<uint64_t>(e.time), out);
-  AppendEntries(kEventProperties, e.properties, out);
-  if (!e.id.empty()) AppendBytesField(kEventId, e.id, out);
+void WriteEvent(const Event& e, ArrayWriter& w) {
+  if (!e.type.empty()) w.Bytes(kEventType, e.type);
+  if (e.time != 0) w.VarintField(kEventTime, static_cast<uint64_t>(e.time));
+  WriteEntries(kEventProperties, e.properties, w);
+  if (!e.id.empty()) w.Bytes(kEventId, e.id);
+}
+
+// The profile's message fields, into the ProfileSize(profile) bytes at w.
+void WriteProfile(const ProfileData& profile, ArrayWriter& w) {
+  if (!profile.key.empty()) w.Bytes(kProfileKey, profile.key);
+  WriteEntries(kProfileAttributes, profile.attributes, w);
+  for (const Event& e : profile.events) {
+    w.Tag(kProfileEvents, WireType::kLengthDelimited);
+    w.Varint(EventSize(e));
+    WriteEvent(e, w);
+  }
+}
+
+// Grows `out` by `n` bytes and returns a writer at the first of them.
+ArrayWriter Extend(size_t n, std::string* out) {
+  const size_t at = out->size();
+  out->resize(at + n);
+  return ArrayWriter(out->data() + at);
 }
 
 }  // namespace
@@ -154,19 +200,18 @@ size_t ProfileSize(const ProfileData& profile) {
 }
 
 void AppendProfile(const ProfileData& profile, std::string* out) {
-  if (!profile.key.empty()) AppendBytesField(kProfileKey, profile.key, out);
-  AppendEntries(kProfileAttributes, profile.attributes, out);
-  for (const Event& e : profile.events) {
-    AppendTag(kProfileEvents, WireType::kLengthDelimited, out);
-    AppendVarint(EventSize(e), out);
-    AppendEvent(e, out);
-  }
+  ArrayWriter w = Extend(ProfileSize(profile), out);
+  WriteProfile(profile, w);
+  assert(w.position() == out->data() + out->size());
 }
 
 void AppendReplayProfile(const ProfileData& profile, std::string* out) {
-  AppendTag(kReplayRequestProfiles, WireType::kLengthDelimited, out);
-  AppendVarint(ProfileSize(profile), out);
-  AppendProfile(profile, out);
+  const size_t size = ProfileSize(profile);
+  ArrayWriter w = Extend(FieldSize(size), out);
+  w.Tag(kReplayRequestProfiles, WireType::kLengthDelimited);
+  w.Varint(size);
+  WriteProfile(profile, w);
+  assert(w.position() == out->data() + out->size());
 }
 
 void AppendKeyedUpdate(std::string_view key, std::string_view body, std::string* out) {
