@@ -6,6 +6,7 @@
 
 #include "core/profile_update.h"
 #include "core/value.h"
+#include "server/wire_reader.h"
 
 // Protocol-buffer wire format for the few segd.v1 messages segload writes and reads in
 // bulk, without building message objects: preloaded profiles are encoded straight from the
@@ -16,7 +17,8 @@
 // output against the generated code.
 namespace segd::load::wire {
 
-enum class WireType : uint8_t { kVarint = 0, kFixed64 = 1, kLengthDelimited = 2, kFixed32 = 5 };
+using server::wire::Reader;
+using server::wire::WireType;
 
 // Field numbers of segd.v1 used here.
 inline constexpr uint32_t kReplayRequestProfiles = 1;
@@ -48,30 +50,6 @@ void AppendReplayProfile(const ProfileData& profile, std::string* out);
 // a field given once stays as given).
 void AppendKeyedUpdate(std::string_view key, std::string_view body, std::string* out);
 
-// A forward-only reader of wire-format bytes. Every Read returns false (and the reader
-// stays failed) on truncated or malformed input.
-class Reader {
- public:
-  explicit Reader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
-
-  // True once every byte was read, or after a failed Read.
-  bool done() const { return p_ == end_; }
-  bool failed() const { return failed_; }
-  bool ReadVarint(uint64_t* v);
-  // The next field's number and wire type.
-  bool ReadTag(uint32_t* field, WireType* type);
-  bool ReadLengthDelimited(std::string_view* bytes);
-  // Skips the value of a field of `type`.
-  bool Skip(WireType type);
-
- private:
-  bool Fail();
-
-  const char* p_;
-  const char* end_;
-  bool failed_ = false;
-};
-
 // Calls on_change(key, cause) for every Change of a serialized ChangeBatch, in order; false
 // if the bytes do not parse.
 template <typename OnChange>
@@ -82,7 +60,7 @@ bool ScanChangeBatch(std::string_view bytes, OnChange&& on_change) {
     WireType type;
     if (!batch.ReadTag(&field, &type)) return false;
     if (field != kChangeBatchChanges || type != WireType::kLengthDelimited) {
-      if (!batch.Skip(type)) return false;
+      if (!batch.Skip(field, type)) return false;
       continue;
     }
     std::string_view change_bytes;
@@ -96,7 +74,7 @@ bool ScanChangeBatch(std::string_view bytes, OnChange&& on_change) {
         if (!change.ReadLengthDelimited(&key)) return false;
       } else if (field == kChangeCause && type == WireType::kVarint) {
         if (!change.ReadVarint(&cause)) return false;
-      } else if (!change.Skip(type)) {
+      } else if (!change.Skip(field, type)) {
         return false;
       }
     }

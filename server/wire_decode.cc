@@ -1,8 +1,5 @@
 #include "server/wire_decode.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -13,19 +10,21 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "segd/v1/segd.pb.h"
+#include "server/wire_reader.h"
 
 namespace segd::server {
 namespace {
 
-using google::protobuf::io::CodedInputStream;
-using google::protobuf::internal::WireFormatLite;
+using wire::Reader;
+using wire::WireType;
 
-constexpr uint32_t Tag(int field, WireFormatLite::WireType type) {
-  return static_cast<uint32_t>(field) << 3 | type;
+// A field's tag as on the wire: its number and wire type.
+constexpr uint32_t Tag(int field, WireType type) {
+  return static_cast<uint32_t>(field) << 3 | static_cast<uint32_t>(type);
 }
-constexpr auto kVarint = WireFormatLite::WIRETYPE_VARINT;
-constexpr auto kFixed64 = WireFormatLite::WIRETYPE_FIXED64;
-constexpr auto kBytes = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
+constexpr WireType kVarint = WireType::kVarint;
+constexpr WireType kFixed64 = WireType::kFixed64;
+constexpr WireType kBytes = WireType::kLengthDelimited;
 
 // Map entries (the generated MapEntry messages number their fields 1 and 2).
 constexpr uint32_t kEntryKey = Tag(1, kBytes);
@@ -74,40 +73,35 @@ std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
 // whole request is then rejected.
 class Decoder {
  public:
-  explicit Decoder(std::string_view bytes)
-      : in_(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size())),
-        size_(bytes.size()) {}
+  explicit Decoder(std::string_view bytes) : top_(bytes), r_(&top_) {}
 
   // Reads fields up to the end of the message (the whole input, or the length-delimited
   // message at the current position when `nested`), calling on_field(tag) for each;
   // on_field reads the field's value, calling Skip(tag) for the fields it does not know.
   template <typename OnField>
   bool ReadMessage(bool nested, const OnField& on_field) {
-    int length = static_cast<int>(size_);
-    if (nested) {
-      uint32_t n;
-      // Within the enclosing message (PushLimit would silently cut a longer one short).
-      if (!in_.ReadVarint32(&n) || n > static_cast<uint32_t>(in_.BytesUntilLimit())) {
-        return false;
-      }
-      length = static_cast<int>(n);
-    }
-    const CodedInputStream::Limit limit = in_.PushLimit(length);
-    while (true) {
-      const uint32_t tag = in_.ReadTag();
-      if (tag == 0) break;  // the end of the message, or a malformed tag (checked below)
-      if (WireFormatLite::GetTagFieldNumber(tag) == 0 || !on_field(tag)) return false;
-    }
-    // A tag of 0 read from the bytes (not the end of them) is malformed too.
-    const bool complete = in_.ConsumedEntireMessage() && in_.BytesUntilLimit() == 0;
-    in_.PopLimit(limit);
-    return complete;
+    if (!nested) return ReadFields(on_field);
+    std::string_view bytes;
+    if (!r_->ReadLengthDelimited(&bytes)) return Failed();
+    Reader inner = r_->Nested(bytes);
+    Reader* const outer = r_;
+    r_ = &inner;
+    const bool ok = ReadFields(on_field);
+    r_ = outer;
+    return ok;
   }
 
-  bool Skip(uint32_t tag) { return WireFormatLite::SkipField(&in_, tag); }
-  bool ReadString(std::string* s) { return WireFormatLite::ReadString(&in_, s); }
-  bool ReadVarint(uint64_t* v) { return in_.ReadVarint64(v); }
-  bool ReadFixed64(uint64_t* v) { return in_.ReadLittleEndian64(v); }
+  bool Skip(uint32_t tag) {
+    return r_->Skip(tag >> 3, static_cast<WireType>(tag & 7)) || Failed();
+  }
+  bool ReadString(std::string* s) {
+    std::string_view bytes;
+    if (!r_->ReadLengthDelimited(&bytes)) return Failed();
+    s->assign(bytes);
+    return true;
+  }
+  bool ReadVarint(uint64_t* v) { return r_->ReadVarint(v) || Failed(); }
+  bool ReadFixed64(uint64_t* v) { return r_->ReadFixed64(v) || Failed(); }
 
   // A Value message, merged into `v` as protobuf merges: the last member of the oneof
   // wins, and a second list_value appends to the first.
@@ -211,11 +205,34 @@ class Decoder {
   // The events of the update or profile just read: the next one reserves as many.
   void EventsRead(size_t n) { events_hint_ = n; }
 
-  size_t position() const { return static_cast<size_t>(in_.CurrentPosition()); }
+  // Where the bytes stopped being a message.
+  size_t position() const { return failed_at_; }
 
  private:
-  CodedInputStream in_;
-  const size_t size_;
+  template <typename OnField>
+  bool ReadFields(const OnField& on_field) {
+    while (!r_->done()) {
+      uint32_t field;
+      WireType type;
+      if (!r_->ReadTag(&field, &type)) return Failed();
+      if (!on_field(Tag(static_cast<int>(field), type))) return false;
+    }
+    return true;
+  }
+
+  // Records where the innermost failure happened (the first one recorded); false.
+  bool Failed() {
+    if (!failed_) {
+      failed_ = true;
+      failed_at_ = r_->position();
+    }
+    return false;
+  }
+
+  Reader top_;
+  Reader* r_;  // the reader of the message being read
+  bool failed_ = false;
+  size_t failed_at_ = 0;
   // Capacity to reserve: what the previous update or profile, and event, needed.
   size_t events_hint_ = 0;
   size_t properties_hint_ = 0;
