@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/arena.h"
 #include "absl/strings/str_cat.h"
+#include "core/text.h"
 #include "server/convert.h"
 #include "server/wire_decode.h"
 
@@ -178,7 +179,7 @@ void IngestService::RejectLog::Record(std::string_view rpc, std::span<const Upda
   }
   const UpdateError& first = errors.front();
   spdlog::warn("ingest: {} updates rejected since the last report, e.g. {} index={} key=\"{}\": {}",
-               count, rpc, first.index, first.key, first.message);
+               count, rpc, first.index, ToValidUtf8(first.key), ToValidUtf8(first.message));
 }
 
 // ---- Stream ----
