@@ -675,10 +675,12 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
     if (k + 1 < attrs.size() && attrs[k + 1].first == attrs[k].first) continue;
     const uint32_t id = attrs[k].first;
     codec::AppendField(id, profile.attributes[attrs[k].second].second, &m.values, &attr_bytes);
-    if (std::find(out.attributes.begin(), out.attributes.end(), id) == out.attributes.end()) {
-      out.attributes.push_back(id);
-    }
+    out.attributes.push_back(id);
   }
+  // The old names and the new, each once (sorted: a profile may hold many attributes).
+  std::sort(out.attributes.begin(), out.attributes.end());
+  out.attributes.erase(std::unique(out.attributes.begin(), out.attributes.end()),
+                       out.attributes.end());
 
   // Events: retained ones, first of each (type, id), the newest max_events in history
   // order.

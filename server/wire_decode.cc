@@ -33,24 +33,49 @@ constexpr uint32_t kEntryValue = Tag(2, kBytes);
 // Whether each entry of a NamedValues being decoded has a kind.
 using Kinds = absl::InlinedVector<bool, 8>;
 
+// Sorts `v` (and `k` alike) by name, stably.
+void SortByName(NamedValues& v, Kinds& k) {
+  const size_t n = v.size();
+  // Most maps are a handful of properties or attributes: an insertion sort in place,
+  // which allocates nothing. A large map (a client may send thousands of entries) is
+  // sorted by index, in n log n.
+  constexpr size_t kInsertionSortMax = 16;
+  if (n <= kInsertionSortMax) {
+    for (size_t i = 1; i < n; ++i) {
+      for (size_t j = i; j > 0 && v[j].first < v[j - 1].first; --j) {
+        std::swap(v[j], v[j - 1]);
+        std::swap(k[j], k[j - 1]);
+      }
+    }
+    return;
+  }
+  std::vector<uint32_t> order(n);
+  for (uint32_t i = 0; i < n; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return v[a].first < v[b].first; });
+  NamedValues sorted;
+  Kinds sorted_kinds;
+  sorted.reserve(n);
+  for (uint32_t i : order) {
+    sorted.push_back(std::move(v[i]));
+    sorted_kinds.push_back(k[i]);
+  }
+  v = std::move(sorted);
+  k = std::move(sorted_kinds);
+}
+
 // Makes `values` what the map it was decoded from holds, as ConvertNamedValues would have
 // it: sorted by name, the last entry of each name kept. Returns the name of the first
-// value without a kind, if any. Maps are small (a handful of properties or attributes):
-// an insertion sort in place, which is stable and allocates nothing.
+// value without a kind, if any.
 std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
   NamedValues& v = *values;
   Kinds& k = *kinds;
-  const size_t n = v.size();
-  bool unique = true;
-  for (size_t i = 1; i < n; ++i) {
-    if (v[i - 1].first < v[i].first) continue;
-    unique = false;
-    for (size_t j = i; j > 0 && v[j].first < v[j - 1].first; --j) {
-      std::swap(v[j], v[j - 1]);
-      std::swap(k[j], k[j - 1]);
-    }
-  }
-  if (!unique) {  // equal names are adjacent, in the order they came: keep the last
+  bool unique = true;  // and sorted
+  for (size_t i = 1; i < v.size() && unique; ++i) unique = v[i - 1].first < v[i].first;
+  if (!unique) {
+    SortByName(v, k);
+    // Equal names are adjacent, in the order they came: keep the last.
+    const size_t n = v.size();
     size_t out = 0;
     for (size_t i = 0; i < n; ++i) {
       if (i + 1 < n && v[i + 1].first == v[i].first) continue;

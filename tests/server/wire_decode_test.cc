@@ -235,6 +235,27 @@ TEST_CASE("Messages given twice merge as protobuf merges them", "[server][wire]"
   CheckReplayRequest(Field(1, twice_reversed), 0);
 }
 
+TEST_CASE("Large maps decode as small ones do, duplicates included", "[server][wire]") {
+  // Past the insertion sort's size: 3,000 attributes in no order, then the same names
+  // again with other values (the later entries win), and 40 properties on an event.
+  std::mt19937 rng(11);
+  v1::Profile first, second;
+  first.set_key("k");
+  for (int i = 0; i < 3000; ++i) {
+    const std::string name = "a" + std::to_string(rng() % 100000);
+    (*first.mutable_attributes())[name].set_int_value(i);
+    if (i % 3 == 0) (*second.mutable_attributes())[name].set_string_value("again");
+  }
+  v1::Event* e = first.add_events();
+  e->set_type("t");
+  for (int i = 0; i < 40; ++i) {
+    (*e->mutable_properties())["p" + std::to_string(i * 7 % 40)].set_bool_value(true);
+  }
+  CheckReplayRequest(Field(1, first.SerializeAsString() + second.SerializeAsString()), 0);
+  (*second.mutable_attributes())["a_without_kind"];
+  CheckReplayRequest(Field(1, first.SerializeAsString() + second.SerializeAsString()), 0);
+}
+
 TEST_CASE("Unknown fields and fields of an unexpected wire type are skipped", "[server][wire]") {
   const std::string unknown = VarintField(15, 300) + Field(16, "skip me") +
                               Varint(17 << 3 | 1) + std::string(8, '\x01') +
