@@ -219,7 +219,7 @@ class Decoder {
       }
     });
     if (!ok) return false;
-    properties_hint_ = e.properties.size();
+    properties_hint_ = std::min(e.properties.size(), kMaxPropertiesHint);
     std::optional<std::string> bad = FinishMap(&e.properties, &property_kinds_);
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
@@ -228,7 +228,7 @@ class Decoder {
   }
 
   // The events of the update or profile just read: the next one reserves as many.
-  void EventsRead(size_t n) { events_hint_ = n; }
+  void EventsRead(size_t n) { events_hint_ = std::min(n, kMaxEventsHint); }
 
   // Where the bytes stopped being a message.
   size_t position() const { return failed_at_; }
@@ -258,7 +258,10 @@ class Decoder {
   Reader* r_;  // the reader of the message being read
   bool failed_ = false;
   size_t failed_at_ = 0;
-  // Capacity to reserve: what the previous update or profile, and event, needed.
+  // Capacity to reserve: what the previous update or profile, and event, needed — up to
+  // a bound, so that one outsized profile does not make the next ones reserve as much.
+  static constexpr size_t kMaxEventsHint = 1024;
+  static constexpr size_t kMaxPropertiesHint = 32;
   size_t events_hint_ = 0;
   size_t properties_hint_ = 0;
   Kinds property_kinds_;  // of the event being read
