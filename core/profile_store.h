@@ -7,7 +7,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "core/engine_options.h"
 #include "core/interner.h"

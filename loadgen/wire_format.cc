@@ -59,7 +59,9 @@ class ArrayWriter {
   const char* position() const { return reinterpret_cast<const char*>(p_); }
 
   void Varint(uint64_t v) { p_ = CodedOutputStream::WriteVarint64ToArray(v, p_); }
-  void Tag(uint32_t field, WireType type) { Varint(uint64_t{field} << 3 | static_cast<uint64_t>(type)); }
+  void Tag(uint32_t field, WireType type) {
+    Varint(uint64_t{field} << 3 | static_cast<uint64_t>(type));
+  }
   void Bytes(uint32_t field, std::string_view bytes) {
     Tag(field, WireType::kLengthDelimited);
     Varint(bytes.size());

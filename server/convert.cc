@@ -317,8 +317,8 @@ void ToProto(const UpdateError& error, v1::UpdateError* out) {
   out->set_index(error.index);
   // Both may echo a client's bytes that the engine rejected for not being UTF-8 (only
   // the engine checks strings of Replay and Stream; see wire_decode.h).
-  out->set_key(IsValidUtf8(error.key) ? error.key : ToValidUtf8(error.key));
-  out->set_message(IsValidUtf8(error.message) ? error.message : ToValidUtf8(error.message));
+  out->set_key(ToValidUtf8(error.key));
+  out->set_message(ToValidUtf8(error.message));
 }
 
 void ToProto(uint64_t seq, const BatchResult& result, v1::Ack* out) {

@@ -4,17 +4,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cassert>
 #include <atomic>
+#include <cassert>
 #include <deque>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/time/clock.h"
-#include "google/protobuf/arena.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/text.h"
 #include "server/convert.h"
 #include "server/wire_decode.h"
@@ -100,37 +99,6 @@ struct ReadAhead {
   }
 };
 
-// A request message that is parsed into an arena, so that its strings and map entries
-// come from a few large blocks instead of a malloc each (and are freed at once by
-// Reset), on the hot path of every update.
-//
-// Thread safety: none; used by the one outstanding read of a call.
-template <typename M>
-class ArenaMessage {
- public:
-  ArenaMessage() : arena_(Options()), message_(NewMessage()) {}
-  M* get() { return message_; }
-  M* operator->() { return message_; }
-  // Frees the message's contents and starts an empty one.
-  // REQUIRES: no read into it is outstanding.
-  void Reset() {
-    arena_.Reset();
-    message_ = NewMessage();
-  }
-
- private:
-  static google::protobuf::ArenaOptions Options() {
-    google::protobuf::ArenaOptions options;
-    options.start_block_size = 64 << 10;
-    options.max_block_size = 1 << 20;
-    return options;
-  }
-  M* NewMessage() { return google::protobuf::Arena::CreateMessage<M>(&arena_); }
-
-  google::protobuf::Arena arena_;
-  M* message_;
-};
-
 // The message number `n` (counting from 1) of a call's stream, decoded from its bytes
 // with `decode`; errors name the message. Empties `buffer` for the next read.
 template <typename Decode>
@@ -206,7 +174,7 @@ void IngestService::RejectLog::Record(std::string_view rpc, std::span<const Upda
 // operation is ever started after it.
 class IngestService::StreamReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
-                                           public IngestService::DrainableCall {
+      public IngestService::DrainableCall {
  public:
   StreamReactor(IngestService& service, ServiceEnv& env, RejectLog& rejects)
       : service_(service), env_(env), rejects_(rejects) {
