@@ -55,7 +55,9 @@ const std::vector<Report::Field>& Report::Schema() {
       {"fanout_changes_per_subscriber_per_s", "fanout", "changes delivered per subscriber",
        "changes/s"},
       {"fanout_ingest_updates_per_s", "fanout", "ingest with the subscribers", "updates/s"},
-      {"fanout_baseline_ingest_updates_per_s", "fanout", "ingest without", "updates/s"},
+      {"fanout_baseline_before_updates_per_s", "fanout", "ingest without, before", "updates/s"},
+      {"fanout_baseline_after_updates_per_s", "fanout", "ingest without, after", "updates/s"},
+      {"fanout_baseline_ingest_updates_per_s", "fanout", "ingest without (mean)", "updates/s"},
       {"fanout_ingest_ratio", "fanout", "ingest ratio, with / without", ""},
       {"fanout_subscribers_dropped", "fanout", "subscribers dropped (fell behind)", ""},
       // backfill
