@@ -135,9 +135,9 @@ class Decoder {
       uint64_t n;
       switch (tag) {
         case Tag(v1::Value::kStringValueFieldNumber, kBytes): {
-          std::string s;
-          if (!ReadString(&s)) return false;
-          *v = Value::String(std::move(s));
+          std::string_view bytes;
+          if (!r_->ReadLengthDelimited(&bytes)) return Failed();
+          v->SetString(bytes);
           break;
         }
         case Tag(v1::Value::kIntValueFieldNumber, kVarint):
@@ -180,17 +180,13 @@ class Decoder {
 
   // One entry of a map<string, Value>, appended to `out` as it came.
   bool ReadEntry(NamedValues* out, Kinds* kinds) {
-    std::string name;
-    Value value;
-    bool has_kind = false;
-    const bool ok = ReadMessage(true, [&](uint32_t tag) {
+    auto& [name, value] = out->emplace_back();
+    bool& has_kind = kinds->emplace_back(false);
+    return ReadMessage(true, [&](uint32_t tag) {
       if (tag == kEntryKey) return ReadString(&name);
       if (tag == kEntryValue) return ReadValue(&value, &has_kind);
       return Skip(tag);
     });
-    out->emplace_back(std::move(name), std::move(value));
-    kinds->push_back(has_kind);
-    return ok;
   }
 
   // An Event, appended to `events` with its properties finished (FinishMap). The first
@@ -219,7 +215,7 @@ class Decoder {
       }
     });
     if (!ok) return false;
-    properties_hint_ = std::min(e.properties.size(), kMaxPropertiesHint);
+    properties_hint_ = std::min(e.properties.size(), kMaxEntriesHint);
     std::optional<std::string> bad = FinishMap(&e.properties, &property_kinds_);
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
@@ -229,6 +225,9 @@ class Decoder {
 
   // The events of the update or profile just read: the next one reserves as many.
   void EventsRead(size_t n) { events_hint_ = std::min(n, kMaxEventsHint); }
+  // Attributes of a profile: the next one reserves as many as the one just read.
+  size_t attributes_hint() const { return attributes_hint_; }
+  void AttributesRead(size_t n) { attributes_hint_ = std::min(n, kMaxEntriesHint); }
 
   // Where the bytes stopped being a message.
   size_t position() const { return failed_at_; }
@@ -258,12 +257,14 @@ class Decoder {
   Reader* r_;  // the reader of the message being read
   bool failed_ = false;
   size_t failed_at_ = 0;
-  // Capacity to reserve: what the previous update or profile, and event, needed — up to
-  // a bound, so that one outsized profile does not make the next ones reserve as much.
+  // Capacity to reserve: what the previous update or profile, event, and profile's
+  // attributes needed — up to a bound, so that one outsized profile does not make the
+  // next ones reserve as much.
   static constexpr size_t kMaxEventsHint = 1024;
-  static constexpr size_t kMaxPropertiesHint = 32;
+  static constexpr size_t kMaxEntriesHint = 32;  // properties, attributes
   size_t events_hint_ = 0;
   size_t properties_hint_ = 0;
+  size_t attributes_hint_ = 0;
   Kinds property_kinds_;  // of the event being read
 };
 
@@ -354,6 +355,7 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
     }
     if (tag != Tag(v1::ReplayRequest::kProfilesFieldNumber, kBytes)) return in.Skip(tag);
     ProfileData p;
+    p.attributes.reserve(in.attributes_hint());
     std::optional<std::string> event_error;
     attribute_kinds.clear();
     const bool read = in.ReadMessage(true, [&](uint32_t field) {
@@ -370,6 +372,7 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
     });
     if (!read) return false;
     in.EventsRead(p.events.size());
+    in.AttributesRead(p.attributes.size());
     std::optional<std::string> error;
     if (std::optional<std::string> bad = FinishMap(&p.attributes, &attribute_kinds)) {
       error = ValueWithoutKind("attributes", *bad);
