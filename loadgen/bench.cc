@@ -398,6 +398,7 @@ absl::Status Bench::Fanout() {
   };
   absl::StatusOr<double> before = baseline_run("before");
   if (!before.ok()) return before.status();
+  if (max_rate_ <= 0) max_rate_ = *before;  // for the Redis ratio when ingest did not run
   Phase("fanout", absl::StrFormat("the maximum rate with %d subscribers (all segments) per server",
                                   options_.subscribers));
   absl::StatusOr<IngestRun> run =
