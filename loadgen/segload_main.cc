@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -228,5 +229,7 @@ int main(int argc, char** argv) {
       "Usage: segload [--servers=127.0.0.1:7070] [--profiles=N] [--duration=S] [--rate=max|N]\n"
       "               [--only=preload,ingest,latency,fanout,backfill,funnel,redis] [flags]\n"
       "Flag names take dashes or underscores alike (--in-flight, --in_flight).");
+  // As segd (server/main.cc): no debugging deadlock detector on every absl::Mutex lock.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return segd::load::Main();
 }
