@@ -63,20 +63,20 @@ class Reader {
   bool ReadLengthDelimited(std::string_view* bytes) {
     uint64_t n;
     if (!ReadVarint(&n)) return false;
-    if (n > static_cast<uint64_t>(end_ - p_)) return Fail();
-    *bytes = std::string_view(p_, static_cast<size_t>(n));
-    p_ += n;
+    const char* at = p_;
+    if (!SkipBytes(n)) return false;
+    *bytes = std::string_view(at, static_cast<size_t>(n));
     return true;
   }
 
   bool ReadFixed64(uint64_t* v) {
-    if (end_ - p_ < 8) return Fail();
+    const char* at = p_;
+    if (!SkipBytes(8)) return false;
     unsigned char b[8];
-    std::memcpy(b, p_, 8);
+    std::memcpy(b, at, 8);
     uint64_t x = 0;
     for (int i = 7; i >= 0; --i) x = x << 8 | b[i];  // little-endian on the wire
     *v = x;
-    p_ += 8;
     return true;
   }
 
@@ -109,17 +109,13 @@ class Reader {
         return ReadVarint(&ignored);
       }
       case WireType::kFixed64:
-        if (end_ - p_ < 8) return Fail();
-        p_ += 8;
-        return true;
+        return SkipBytes(8);
       case WireType::kLengthDelimited: {
         std::string_view ignored;
         return ReadLengthDelimited(&ignored);
       }
       case WireType::kFixed32:
-        if (end_ - p_ < 4) return Fail();
-        p_ += 4;
-        return true;
+        return SkipBytes(4);
       case WireType::kStartGroup: {
         if (depth >= kMaxGroupDepth) return Fail();
         while (true) {
@@ -134,6 +130,13 @@ class Reader {
         break;
     }
     return Fail();
+  }
+
+  // Moves past the next n bytes, if there are as many.
+  bool SkipBytes(uint64_t n) {
+    if (static_cast<uint64_t>(end_ - p_) < n) return Fail();
+    p_ += n;
+    return true;
   }
 
   bool Fail() {
