@@ -65,6 +65,30 @@ absl::Status CheckOptions(const ClusterOptions& o) {
   return absl::OkStatus();
 }
 
+// The channels' service config: a read that finds its shard's connection failing
+// (UNAVAILABLE before it reached the server — a refused or reset loopback connect, a
+// shard restarting) is tried again, up to 4 more times over about 1.5 s, within its
+// deadline. Only reads: a write that fails UNAVAILABLE may have been applied, and its
+// caller decides (Producer reports such updates as in doubt).
+constexpr char kServiceConfig[] = R"json({
+  "methodConfig": [{
+    "name": [
+      {"service": "segd.v1.Query"},
+      {"service": "segd.v1.Segments", "method": "GetSegment"},
+      {"service": "segd.v1.Segments", "method": "ListSegments"},
+      {"service": "segd.v1.Segments", "method": "ValidateRule"},
+      {"service": "segd.v1.Admin", "method": "GetStats"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 5,
+      "initialBackoff": "0.1s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})json";
+
 void SetTimeout(grpc::ClientContext& context, absl::Duration timeout) {
   if (timeout != absl::InfiniteDuration()) {
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
@@ -171,6 +195,7 @@ absl::StatusOr<std::unique_ptr<ClusterClient>> ClusterClient::Create(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, ms(options.reconnect_min_backoff));
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, ms(options.reconnect_min_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, ms(options.reconnect_max_backoff));
+  args.SetServiceConfigJSON(kServiceConfig);
 
   auto cluster = std::make_shared<Cluster>(Cluster{Ring(servers), options, {}});
   for (const std::string& server : servers) {

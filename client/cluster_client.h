@@ -42,7 +42,10 @@ struct ClusterStats {
 // Calls to several shards run in parallel, each with the rpc_timeout deadline. A call
 // fails when it fails on any shard, with a status naming each failed shard and its
 // status (ShardErrors); a broadcast may thus have been applied on the other shards —
-// PutSegment and DeleteSegment may simply be retried.
+// PutSegment and DeleteSegment may simply be retried. Reads (GetSegment, ListSegments,
+// ValidateRule, the Query calls, GetStats) are themselves tried again, up to 5 attempts
+// within the deadline, when a shard answers UNAVAILABLE (a failed connect, a reset);
+// writes never are.
 //
 // Thread safety: thread-safe. Producers and Subscriptions may outlive the client.
 class ClusterClient {

@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <memory>
 #include <set>
 #include <string>
@@ -283,6 +284,74 @@ TEST_CASE("A shard that is down makes a broadcast fail, naming it", "[client][cl
   const absl::Status closed = producer->Close();
   CHECK(closed.code() == absl::StatusCode::kUnavailable);
   CHECK(closed.message().find("Ingest.Stream failed on 1 of 3 shards") == 0);
+}
+
+// A shard whose first `failures` GetStats and every PutSegment answer UNAVAILABLE, as a
+// connection reset would: counts the calls that reached it.
+class FlakyShard final : public v1::Admin::Service, public v1::Segments::Service {
+ public:
+  explicit FlakyShard(int failures) : failures_(failures) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(static_cast<v1::Admin::Service*>(this));
+    builder.RegisterService(static_cast<v1::Segments::Service*>(this));
+    server_ = builder.BuildAndStart();
+    REQUIRE(server_ != nullptr);
+  }
+  ~FlakyShard() override { server_->Shutdown(); }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  grpc::Status GetStats(grpc::ServerContext*, const v1::GetStatsRequest*,
+                        v1::Stats* stats) override {
+    if (++stats_calls <= failures_) return {grpc::StatusCode::UNAVAILABLE, "connection reset"};
+    stats->set_profiles(7);
+    return grpc::Status::OK;
+  }
+  grpc::Status PutSegment(grpc::ServerContext*, const v1::PutSegmentRequest*,
+                          v1::PutSegmentResponse*) override {
+    ++put_calls;
+    return {grpc::StatusCode::UNAVAILABLE, "connection reset"};
+  }
+
+  std::atomic<int> stats_calls{0};
+  std::atomic<int> put_calls{0};
+
+ private:
+  const int failures_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_CASE("Reads are retried on UNAVAILABLE; writes are not", "[client][cluster][failure]") {
+  SECTION("a read that fails twice then succeeds is answered") {
+    FlakyShard shard(2);
+    auto client = ClusterClient::Create({shard.address()}, testing::FastOptions());
+    REQUIRE(client.ok());
+    absl::StatusOr<ClusterStats> stats = (*client)->GetStats();
+    REQUIRE(stats.ok());
+    CHECK(stats->total.profiles() == 7);
+    CHECK(shard.stats_calls == 3);
+  }
+  SECTION("a read gives up after 5 attempts, with the shard's status") {
+    FlakyShard shard(100);
+    auto client = ClusterClient::Create({shard.address()}, testing::FastOptions());
+    REQUIRE(client.ok());
+    absl::StatusOr<ClusterStats> stats = (*client)->GetStats();
+    REQUIRE(stats.status().code() == absl::StatusCode::kUnavailable);
+    CHECK(stats.status().message() == "GetStats on " + shard.address() + ": connection reset");
+    CHECK(shard.stats_calls == 5);
+  }
+  SECTION("a write that fails UNAVAILABLE is tried once") {
+    FlakyShard shard(0);
+    auto client = ClusterClient::Create({shard.address()}, testing::FastOptions());
+    REQUIRE(client.ok());
+    v1::PutSegmentRequest put;
+    put.mutable_segment()->set_id("adults");
+    put.mutable_segment()->set_rule("age >= 18");
+    CHECK((*client)->PutSegment(put).status().code() == absl::StatusCode::kUnavailable);
+    CHECK(shard.put_calls == 1);
+  }
 }
 
 }  // namespace
