@@ -1,8 +1,10 @@
 #include "server/changes_service.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,8 +29,77 @@ constexpr absl::Duration kHeartbeatInterval = absl::Milliseconds(500);
 // How often the pump looks for due heartbeats when no change wakes it.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
 
+// Live batches are kept for sharing while they may still be asked for: subscriptions
+// that follow the stream together are at most a few batches apart.
+constexpr size_t kCachedBatches = 16;
+
+}  // namespace
+
+// The most recent live batches, serialized, by where they start and which segments they
+// hold: a subscription at the same cursor with the same filter takes the same bytes
+// (ByteBuffer copies share their slices) and moves its cursor to where they end. What it
+// gets is what it would have read itself a little earlier: the changes after its cursor,
+// in order, none skipped; later ones come in its next batch.
+//
+// Thread safety: thread-safe.
+class BatchCache {
+ public:
+  struct Batch {
+    grpc::ByteBuffer bytes;
+    Cursor end;
+  };
+
+  std::optional<Batch> Find(const std::string& filter, const Cursor& from) {
+    absl::MutexLock lock(&mu_);
+    for (const Entry& e : entries_) {
+      if (e.from == from && e.filter == filter) return e.batch;
+    }
+    return std::nullopt;
+  }
+
+  void Put(const std::string& filter, const Cursor& from, const Batch& batch) {
+    absl::MutexLock lock(&mu_);
+    Entry& e = entries_[next_];
+    next_ = (next_ + 1) % entries_.size();
+    e.filter = filter;
+    e.from = from;
+    e.batch = batch;
+  }
+
+ private:
+  struct Entry {
+    std::string filter;
+    Cursor from;
+    Batch batch;
+  };
+
+  absl::Mutex mu_;
+  std::array<Entry, kCachedBatches> entries_ ABSL_GUARDED_BY(mu_);
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+namespace {
+
+// The sorted segment ids of a filter, one string: equal filters, equal strings ("" for
+// all segments).
+std::string FilterSignature(const StringSet* segments) {
+  if (segments == nullptr) return "";
+  std::vector<std::string_view> ids(segments->begin(), segments->end());
+  std::sort(ids.begin(), ids.end());
+  std::string signature;
+  for (std::string_view id : ids) signature.append("\n").append(id);
+  return signature;
+}
+
+grpc::ByteBuffer Serialize(const v1::ChangeBatch& batch) {
+  grpc::ByteBuffer bytes;
+  bool own = false;
+  grpc::SerializationTraits<v1::ChangeBatch>::Serialize(batch, &bytes, &own);
+  return bytes;
+}
+
 // A Subscribe call refused before it started.
-class Rejection final : public grpc::ServerWriteReactor<v1::ChangeBatch> {
+class Rejection final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit Rejection(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -48,14 +119,17 @@ class Rejection final : public grpc::ServerWriteReactor<v1::ChangeBatch> {
 // their own, so the object may outlive OnDone() briefly. gRPC is only called (StartWrite,
 // Finish) under mu_ and before finished_ is set; OnDone() comes only after Finish(), so
 // nothing touches the call once it is done. Finish() waits for the write in flight.
-class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
+class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                            public SubscriptionHub::Subscriber {
  public:
-  Subscription(Engine& engine, SubscriptionHub& hub, std::shared_ptr<const StringSet> segments)
+  Subscription(Engine& engine, SubscriptionHub& hub, BatchCache& cache,
+               std::shared_ptr<const StringSet> segments)
       : engine_(engine),
         hub_(hub),
+        cache_(cache),
         wakeup_(hub.wakeup()),
         segments_(std::move(segments)),
+        filter_(FilterSignature(segments_.get())),
         read_chunk_(std::clamp<size_t>(kMaxBatchChanges / engine.num_shards(), 1, kReadChunk)) {}
 
   // Registers `self` with the hub and starts it: from `cursor`, or (no cursor) with a
@@ -141,7 +215,6 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
       FinishLocked(*finishing_);
       return;
     }
-    batch_.Clear();
     switch (phase_) {
       case Phase::kSnapshotPending:
         return;
@@ -154,24 +227,33 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
     }
     writing_ = true;
     last_write_ = now;
-    StartWrite(&batch_);
+    StartWrite(&out_);
   }
 
   void NextSnapshotBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::ChangeBatch batch;
     std::vector<Change> changes;
     if (snapshot_.Read(&snapshot_next_, kMaxBatchChanges, &changes) > 0) {
-      for (const Change& c : changes) ToProto(c, batch_.add_changes());
-      return;
+      for (const Change& c : changes) ToProto(c, batch.add_changes());
+    } else {
+      batch.set_snapshot_done(true);
+      batch.set_cursor(CursorToBytes(cursor_));
+      snapshot_ = Snapshot();
+      phase_ = Phase::kLive;
     }
-    batch_.set_snapshot_done(true);
-    batch_.set_cursor(CursorToBytes(cursor_));
-    snapshot_ = Snapshot();
-    phase_ = Phase::kLive;
+    out_ = Serialize(batch);
   }
 
-  // Fills batch_ with the changes after cursor_, or a heartbeat when none came for a
-  // while; false when there is nothing to send (or the call was finished).
+  // Sets out_ to the changes after cursor_ — a batch another subscription already read
+  // from there, or one read now — or to a heartbeat when none came for a while; false
+  // when there is nothing to send (or the call was finished).
   bool NextLiveBatch(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (std::optional<BatchCache::Batch> shared = cache_.Find(filter_, cursor_)) {
+      out_ = std::move(shared->bytes);
+      cursor_ = std::move(shared->end);
+      return true;
+    }
+    const Cursor from = cursor_;
     std::vector<Change> changes;
     // Reads in chunks, so that a log's lock (which its shard's appends wait for) is held
     // only briefly, until the batch is full or the logs are exhausted. Changes of other
@@ -190,8 +272,11 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
     } while (progress &&
              changes.size() + read_chunk_ * cursor_.positions.size() <= kMaxBatchChanges);
     if (changes.empty() && now - last_write_ < kHeartbeatInterval) return false;
-    for (const Change& c : changes) ToProto(c, batch_.add_changes());
-    batch_.set_cursor(CursorToBytes(cursor_));
+    v1::ChangeBatch batch;
+    for (const Change& c : changes) ToProto(c, batch.add_changes());
+    batch.set_cursor(CursorToBytes(cursor_));
+    out_ = Serialize(batch);
+    if (!changes.empty()) cache_.Put(filter_, from, {out_, cursor_});
     return true;
   }
 
@@ -203,8 +288,10 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
 
   Engine& engine_;
   SubscriptionHub& hub_;
+  BatchCache& cache_;
   const std::shared_ptr<SubscriptionHub::Wakeup> wakeup_;
   const std::shared_ptr<const StringSet> segments_;  // null: all
+  const std::string filter_;                         // FilterSignature(segments_)
   const size_t read_chunk_;                          // changes read per shard at a time
   std::shared_ptr<Subscription> self_;
 
@@ -213,7 +300,7 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
   Cursor cursor_ ABSL_GUARDED_BY(mu_);
   Snapshot snapshot_ ABSL_GUARDED_BY(mu_);  // kSnapshot: the members still to send
   Snapshot::Position snapshot_next_ ABSL_GUARDED_BY(mu_);
-  v1::ChangeBatch batch_ ABSL_GUARDED_BY(mu_);  // the write in flight
+  grpc::ByteBuffer out_ ABSL_GUARDED_BY(mu_);  // the write in flight: a ChangeBatch
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // The live phase starts with a batch at once: the subscriber learns its cursor.
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
@@ -224,7 +311,9 @@ class Subscription final : public grpc::ServerWriteReactor<v1::ChangeBatch>,
 }  // namespace
 
 ChangesService::ChangesService(ServiceEnv& env)
-    : env_(env), hub_(std::make_unique<SubscriptionHub>(env.engine, kPollInterval)) {}
+    : env_(env),
+      cache_(std::make_unique<BatchCache>()),
+      hub_(std::make_unique<SubscriptionHub>(env.engine, kPollInterval)) {}
 
 ChangesService::~ChangesService() = default;
 
@@ -238,9 +327,17 @@ void ChangesService::FinishAll() {
 // INVALID_ARGUMENT, and a cursor this server cannot serve (another incarnation, older
 // than a change log) is OUT_OF_RANGE at once. With snapshot = true the snapshot's cut
 // is where the stream starts, and a (well-formed) cursor is ignored.
-grpc::ServerWriteReactor<v1::ChangeBatch>* ChangesService::Subscribe(
-    grpc::CallbackServerContext* /*ctx*/, const v1::SubscribeRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangesService::Subscribe(
+    grpc::CallbackServerContext* /*ctx*/, const grpc::ByteBuffer* request_bytes) {
   if (env_.draining.load()) return new Rejection(ShuttingDown());
+
+  v1::SubscribeRequest parsed;
+  grpc::ByteBuffer copy(*request_bytes);  // shares the slices; Deserialize consumes it
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&copy, &parsed).ok()) {
+    return new Rejection(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                      "SubscribeRequest: not a valid protobuf message"));
+  }
+  const v1::SubscribeRequest* request = &parsed;
 
   std::shared_ptr<StringSet> segments;
   if (!request->segments().empty()) {
@@ -270,7 +367,8 @@ grpc::ServerWriteReactor<v1::ChangeBatch>* ChangesService::Subscribe(
     }
   }
 
-  auto subscription = std::make_shared<Subscription>(env_.engine, *hub_, std::move(segments));
+  auto subscription =
+      std::make_shared<Subscription>(env_.engine, *hub_, *cache_, std::move(segments));
   return Subscription::Start(std::move(subscription), std::move(cursor));
 }
 

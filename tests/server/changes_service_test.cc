@@ -1,5 +1,6 @@
 #include "server/changes_service.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -373,6 +374,79 @@ TEST_CASE("A segment filter delivers only the listed segments, defined later too
     grpc::Status status = bad->Finish();
     CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     CHECK(status.error_message().find("segment id") != std::string::npos);
+  }
+}
+
+TEST_CASE("Subscriptions reading on from the same cursor each get their own filter's changes",
+          "[server][changes]") {
+  // Batches are shared between subscriptions at the same cursor with the same filter:
+  // here every stream starts from one cursor with the changes already in the log.
+  ServerFixture f;
+  Engine& engine = f.server->engine();
+  Put(engine, "a", "x = 1");
+  Put(engine, "b", "x = 2");
+  const std::string start = EncodeCursor(engine.CurrentCursor());
+  std::vector<ProfileUpdate> updates;
+  for (int i = 0; i < 3000; ++i) {
+    updates.push_back(SetAttr("p" + std::to_string(i), "x", Value::Int(1 + i % 3)));
+  }
+  Apply(engine, std::move(updates));
+  const Cursor end = engine.CurrentCursor();
+
+  const std::vector<std::vector<std::string>> filters = {{},    {"a"},      {},        {"b"},
+                                                         {"a"}, {"a", "b"}, {"b", "a"}, {}};
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (const std::vector<std::string>& filter : filters) {
+    streams.push_back(Subscribe(*f.changes, filter, start));
+  }
+  for (size_t i = 0; i < filters.size(); ++i) {
+    INFO("stream " << i);
+    std::set<std::string> want;
+    for (const char* segment : {"a", "b"}) {
+      const std::vector<std::string>& filter = filters[i];
+      if (!filter.empty() && std::find(filter.begin(), filter.end(), segment) == filter.end()) {
+        continue;
+      }
+      for (int p = (segment[0] == 'a' ? 0 : 1); p < 3000; p += 3) {
+        want.insert("p" + std::to_string(p) + " " + segment + " CHANGE_KIND_ENTER CAUSE_UPDATE");
+      }
+    }
+    const std::vector<std::string> got = Describe(ReadUntil(*streams[i], end));
+    CHECK(got.size() == want.size());  // nothing repeated
+    CHECK(std::set<std::string>(got.begin(), got.end()) == want);
+  }
+  for (auto& s : streams) s->Cancel();
+}
+
+TEST_CASE("A SubscribeRequest that is not a protobuf message is INVALID_ARGUMENT",
+          "[server][changes]") {
+  ServerFixture f;
+  grpc::GenericStub stub(f.channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      stub.PrepareCall(&ctx, "/segd.v1.Changes/Subscribe", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  const auto next = [&](intptr_t want) {
+    REQUIRE(cq.Next(&tag, &ok));
+    CHECK(reinterpret_cast<intptr_t>(tag) == want);
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  next(1);
+  const std::string garbage = "\x0a\xff\xff\xff";  // field 1: a length past the end
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  call->WriteLast(request, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  next(2);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(3));
+  next(3);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(status.error_message() == "SubscribeRequest: not a valid protobuf message");
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
   }
 }
 
