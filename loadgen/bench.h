@@ -75,6 +75,7 @@ class Bench {
     LatencySummary ack;
     LatencySummary latency;           // update-to-change, with timed subscribers
     uint64_t changes = 0;             // received inside the window, over all subscribers
+    uint64_t change_batches = 0;      // the batches that brought them (heartbeats too)
     double server_changes_per_s = 0;  // emitted by the servers inside the window
     int subscribers_dropped = 0;
   };

@@ -121,7 +121,10 @@ class ChangeSubscriber::Call final
     });
     if (!parsed) ++unmatched;
     owner_.changes_.fetch_add(changes, std::memory_order_relaxed);
-    if (window.Contains(now)) owner_.window_changes_.fetch_add(changes, std::memory_order_relaxed);
+    if (window.Contains(now)) {
+      owner_.window_changes_.fetch_add(changes, std::memory_order_relaxed);
+      owner_.window_batches_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (unmatched > 0) owner_.unmatched_.fetch_add(unmatched, std::memory_order_relaxed);
   }
 

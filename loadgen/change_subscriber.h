@@ -53,6 +53,8 @@ class ChangeSubscriber {
 
   uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
   uint64_t window_changes() const { return window_changes_.load(std::memory_order_relaxed); }
+  // The batches (heartbeats included) arriving inside the window.
+  uint64_t window_batches() const { return window_batches_.load(std::memory_order_relaxed); }
   // Update-to-change latencies (ns) of updates sent inside the window.
   const Histogram& latency() const { return window_latency_; }
   // The same, since the caller's last TakeFrom.
@@ -74,6 +76,7 @@ class ChangeSubscriber {
   SendTimes* const send_times_;
   std::atomic<uint64_t> changes_{0};
   std::atomic<uint64_t> window_changes_{0};
+  std::atomic<uint64_t> window_batches_{0};
   std::atomic<uint64_t> unmatched_{0};
   Histogram window_latency_;
   Histogram interval_latency_;

@@ -54,6 +54,7 @@ const std::vector<Report::Field>& Report::Schema() {
       {"fanout_changes_per_s", "fanout", "changes delivered, all subscribers", "changes/s"},
       {"fanout_changes_per_subscriber_per_s", "fanout", "changes delivered per subscriber",
        "changes/s"},
+      {"fanout_changes_per_batch", "fanout", "changes per batch received", ""},
       {"fanout_ingest_updates_per_s", "fanout", "ingest with the subscribers", "updates/s"},
       {"fanout_baseline_before_updates_per_s", "fanout", "ingest without, before", "updates/s"},
       {"fanout_baseline_after_updates_per_s", "fanout", "ingest without, after", "updates/s"},
