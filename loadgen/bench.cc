@@ -412,9 +412,10 @@ absl::Status Bench::Fanout() {
   report_.Set("fanout_subscribers", options_.subscribers);
   report_.Set("fanout_changes_per_s", changes_per_s);
   report_.Set("fanout_changes_per_subscriber_per_s", changes_per_s / options_.subscribers);
-  report_.Set("fanout_changes_per_batch", run->change_batches > 0 ? static_cast<double>(run->changes) /
-                                                                        run->change_batches
-                                                                  : 0.0);
+  report_.Set("fanout_changes_per_batch",
+              run->change_batches > 0
+                  ? static_cast<double>(run->changes) / static_cast<double>(run->change_batches)
+                  : 0.0);
   report_.Set("fanout_ingest_updates_per_s", run->ingest.updates_per_s);
   report_.Set("fanout_baseline_before_updates_per_s", *before);
   report_.Set("fanout_baseline_after_updates_per_s", *after);

@@ -91,13 +91,6 @@ std::string FilterSignature(const StringSet* segments) {
   return signature;
 }
 
-grpc::ByteBuffer Serialize(const v1::ChangeBatch& batch) {
-  grpc::ByteBuffer bytes;
-  bool own = false;
-  grpc::SerializationTraits<v1::ChangeBatch>::Serialize(batch, &bytes, &own);
-  return bytes;
-}
-
 // A Subscribe call refused before it started.
 class Rejection final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -331,30 +324,29 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChangesService::Subscribe(
     grpc::CallbackServerContext* /*ctx*/, const grpc::ByteBuffer* request_bytes) {
   if (env_.draining.load()) return new Rejection(ShuttingDown());
 
-  v1::SubscribeRequest parsed;
+  v1::SubscribeRequest request;
   grpc::ByteBuffer copy(*request_bytes);  // shares the slices; Deserialize consumes it
-  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&copy, &parsed).ok()) {
+  if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&copy, &request).ok()) {
     return new Rejection(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                       "SubscribeRequest: not a valid protobuf message"));
   }
-  const v1::SubscribeRequest* request = &parsed;
 
   std::shared_ptr<StringSet> segments;
-  if (!request->segments().empty()) {
+  if (!request.segments().empty()) {
     segments = std::make_shared<StringSet>();
-    for (const std::string& id : request->segments()) {
+    for (const std::string& id : request.segments()) {
       if (absl::Status s = ValidateSegmentId(id); !s.ok()) return new Rejection(ToGrpcStatus(s));
       segments->insert(id);
     }
   }
 
   std::optional<Cursor> cursor;
-  if (!request->cursor().empty()) {
-    absl::StatusOr<Cursor> decoded = CursorFromBytes(request->cursor());
+  if (!request.cursor().empty()) {
+    absl::StatusOr<Cursor> decoded = CursorFromBytes(request.cursor());
     if (!decoded.ok()) return new Rejection(ToGrpcStatus(decoded.status()));
     cursor = *std::move(decoded);
   }
-  if (request->snapshot()) {
+  if (request.snapshot()) {
     cursor.reset();
   } else if (!cursor.has_value()) {
     cursor = env_.engine.CurrentCursor();

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <deque>
 #include <optional>
 #include <string>
@@ -114,18 +113,6 @@ auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, const Decode& decode)
                                                               decoded.status().message()));
   }
   return decoded;
-}
-
-// A reply as the bytes a raw method writes.
-template <typename M>
-grpc::ByteBuffer Serialize(const M& message) {
-  grpc::ByteBuffer buffer;
-  bool own_buffer;
-  const grpc::Status serialized =
-      grpc::SerializationTraits<M>::Serialize(message, &buffer, &own_buffer);
-  assert(serialized.ok());  // fails only for messages over 2 GB
-  (void)serialized;
-  return buffer;
 }
 
 // How often RejectLog may write a line.

@@ -1,9 +1,12 @@
 #pragma once
 
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -27,6 +30,18 @@ struct ServiceEnv {
   ServiceEnv(Engine& e, bool manual, int max_bytes)
       : engine(e), manual_clock(manual), max_message_bytes(max_bytes) {}
 };
+
+// A message as the bytes a raw method writes.
+template <typename M>
+grpc::ByteBuffer Serialize(const M& message) {
+  grpc::ByteBuffer buffer;
+  bool own_buffer;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<M>::Serialize(message, &buffer, &own_buffer);
+  assert(serialized.ok());  // fails only for messages over 2 GB
+  (void)serialized;
+  return buffer;
+}
 
 // What every call gets while the server drains (SPEC §5: UNAVAILABLE while shutting down).
 inline grpc::Status ShuttingDown() {
