@@ -447,20 +447,23 @@ absl::StatusOr<ClusterStats> ClusterClient::GetStats() {
       });
   if (absl::Status s = Failures("GetStats", *cluster_, replies); !s.ok()) return s;
   ClusterStats stats;
-  v1::Stats& t = stats.total;
-  t.set_now(replies[0].response.now());
   for (Reply<v1::Stats>& reply : replies) {
-    const v1::Stats& r = reply.response;
-    t.set_profiles(t.profiles() + r.profiles());
-    t.set_events(t.events() + r.events());
-    t.set_segments(std::max(t.segments(), r.segments()));
-    t.set_updates_applied(t.updates_applied() + r.updates_applied());
-    t.set_changes_emitted(t.changes_emitted() + r.changes_emitted());
-    t.set_memory_bytes(t.memory_bytes() + r.memory_bytes());
-    t.set_now(std::min(t.now(), r.now()));
+    AddShardStats(reply.response, stats.shards.empty(), &stats.total);
     stats.shards.push_back(std::move(reply.response));
   }
   return stats;
+}
+
+void AddShardStats(const v1::Stats& shard, bool first, v1::Stats* total) {
+  v1::Stats& t = *total;
+  t.set_profiles(t.profiles() + shard.profiles());
+  t.set_events(t.events() + shard.events());
+  t.set_segments(std::max(t.segments(), shard.segments()));
+  t.set_updates_applied(t.updates_applied() + shard.updates_applied());
+  t.set_changes_emitted(t.changes_emitted() + shard.changes_emitted());
+  t.set_memory_bytes(t.memory_bytes() + shard.memory_bytes());
+  t.set_cpu_seconds(t.cpu_seconds() + shard.cpu_seconds());
+  t.set_now(first ? shard.now() : std::min(t.now(), shard.now()));
 }
 
 // ---- Changes ----

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/cluster_client.h"
 #include "client/ring.h"
 #include "core/text.h"
 #include "loadgen/workload.h"
@@ -122,15 +123,7 @@ absl::StatusOr<v1::Stats> Cluster::TotalStats() const {
   absl::StatusOr<std::vector<v1::Stats>> all = Stats();
   if (!all.ok()) return all.status();
   v1::Stats total;
-  total.set_now((*all)[0].now());
-  total.set_segments((*all)[0].segments());
-  for (const v1::Stats& s : *all) {
-    total.set_profiles(total.profiles() + s.profiles());
-    total.set_events(total.events() + s.events());
-    total.set_updates_applied(total.updates_applied() + s.updates_applied());
-    total.set_changes_emitted(total.changes_emitted() + s.changes_emitted());
-    total.set_memory_bytes(total.memory_bytes() + s.memory_bytes());
-  }
+  for (size_t s = 0; s < all->size(); ++s) client::AddShardStats((*all)[s], s == 0, &total);
   return total;
 }
 

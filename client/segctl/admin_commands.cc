@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
-#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "client/segctl/command.h"
 #include "client/segctl/output.h"
@@ -51,8 +51,7 @@ json::ClusterStats GatherStats(const Context& c) {
     }));
   }
   json::ClusterStats out;
-  v1::Stats& t = *out.mutable_total();
-  t.set_now(std::numeric_limits<int64_t>::max());
+  bool first = true;
   for (size_t s = 0; s < replies.size(); ++s) {
     json::ShardStats* shard = out.add_shards();
     shard->set_address(c.servers()[s]);
@@ -62,15 +61,9 @@ json::ClusterStats GatherStats(const Context& c) {
       continue;
     }
     *shard->mutable_stats() = *r;
-    t.set_profiles(t.profiles() + r->profiles());
-    t.set_events(t.events() + r->events());
-    t.set_segments(std::max(t.segments(), r->segments()));
-    t.set_updates_applied(t.updates_applied() + r->updates_applied());
-    t.set_changes_emitted(t.changes_emitted() + r->changes_emitted());
-    t.set_memory_bytes(t.memory_bytes() + r->memory_bytes());
-    t.set_now(std::min(t.now(), r->now()));
+    client::AddShardStats(*r, first, out.mutable_total());
+    first = false;
   }
-  if (t.now() == std::numeric_limits<int64_t>::max()) t.set_now(0);
   return out;
 }
 
@@ -81,9 +74,9 @@ int Stats(Context& c) {
   if (c.json()) {
     PrintJson(stats);
   } else {
-    Table table({"SHARD", "PROFILES", "EVENTS", "SEGMENTS", "UPDATES", "CHANGES", "MEMORY", "NOW",
-                 "INCARNATION"},
-                {1, 2, 3, 4, 5, 6});
+    Table table({"SHARD", "PROFILES", "EVENTS", "SEGMENTS", "UPDATES", "CHANGES", "MEMORY", "CPU",
+                 "NOW", "INCARNATION"},
+                {1, 2, 3, 4, 5, 6, 7});
     auto row = [](const std::string& name, const v1::Stats& s, const std::string& incarnation) {
       return std::vector<std::string>{name,
                                       FormatCount(s.profiles()),
@@ -92,6 +85,7 @@ int Stats(Context& c) {
                                       FormatCount(s.updates_applied()),
                                       FormatCount(s.changes_emitted()),
                                       FormatBytes(s.memory_bytes()),
+                                      absl::StrFormat("%.1f s", s.cpu_seconds()),
                                       FormatTime(s.now()),
                                       incarnation};
     };
@@ -99,7 +93,7 @@ int Stats(Context& c) {
       if (s.has_stats()) {
         table.Add(row(s.address(), s.stats(), absl::StrCat(s.stats().incarnation())));
       } else {
-        table.Add({s.address(), "-", "-", "-", "-", "-", "-", "-", "-"});
+        table.Add({s.address(), "-", "-", "-", "-", "-", "-", "-", "-", "-"});
       }
     }
     if (stats.shards_size() > 1 && down < stats.shards_size()) {

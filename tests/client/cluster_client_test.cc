@@ -222,6 +222,43 @@ TEST_CASE("Funnels and SetTime are summed and broadcast", "[client][cluster][que
   for (const v1::Stats& s : stats->shards) CHECK(s.now() == kT0 + 5 * kHour);
   CHECK(stats->total.now() == kT0 + 5 * kHour);
   CHECK(stats->total.events() == 40);
+  // The shards share this process, so each reports its CPU time; the total adds them.
+  double cpu = 0;
+  for (const v1::Stats& s : stats->shards) {
+    CHECK(s.cpu_seconds() > 0);
+    cpu += s.cpu_seconds();
+  }
+  CHECK(stats->total.cpu_seconds() == cpu);
+}
+
+TEST_CASE("AddShardStats sums counters, keeps the most segments and the earliest clock",
+          "[client][cluster]") {
+  v1::Stats a, b, total;
+  a.set_profiles(3);
+  a.set_events(10);
+  a.set_segments(2);
+  a.set_updates_applied(7);
+  a.set_changes_emitted(5);
+  a.set_memory_bytes(1000);
+  a.set_cpu_seconds(1.5);
+  a.set_now(kT0 + 10);
+  a.set_incarnation(42);
+  b = a;
+  b.set_segments(3);
+  b.set_now(kT0);
+  b.set_cpu_seconds(0.25);
+  AddShardStats(a, true, &total);
+  CHECK(total.now() == kT0 + 10);
+  AddShardStats(b, false, &total);
+  CHECK(total.profiles() == 6);
+  CHECK(total.events() == 20);
+  CHECK(total.segments() == 3);
+  CHECK(total.updates_applied() == 14);
+  CHECK(total.changes_emitted() == 10);
+  CHECK(total.memory_bytes() == 2000);
+  CHECK(total.cpu_seconds() == 1.75);
+  CHECK(total.now() == kT0);
+  CHECK(total.incarnation() == 0);
 }
 
 TEST_CASE("A shard that is down makes a broadcast fail, naming it", "[client][cluster][failure]") {

@@ -103,7 +103,7 @@ TEST_CASE("SetTime on the system clock is FAILED_PRECONDITION", "[server][admin]
   CHECK(stats.now() < kT0 + kDay * 10000);
 }
 
-TEST_CASE("GetStats reports the engine's counters and the process's memory", "[server][admin]") {
+TEST_CASE("GetStats reports the engine's counters and the process's memory and CPU time", "[server][admin]") {
   ServerFixture f;
   Engine& engine = f.server->engine();
   REQUIRE(engine.PutSegment({"viewers", "did(view)", ""}, false).ok());
@@ -129,11 +129,15 @@ TEST_CASE("GetStats reports the engine's counters and the process's memory", "[s
   // than what any test machine has.
   CHECK(stats.memory_bytes() > (1u << 20));
   CHECK(stats.memory_bytes() < (uint64_t{1} << 40));
+  // The process's CPU time: it has started gRPC and served calls, and only grows.
+  CHECK(stats.cpu_seconds() > 0);
+  const double cpu_before = stats.cpu_seconds();
 
   v1::SetTimeResponse response;
   REQUIRE(SetTime(f, kT0 + kHour, &response).ok());
   REQUIRE(GetStats(f, &stats).ok());
   CHECK(stats.now() == kT0 + kHour);
+  CHECK(stats.cpu_seconds() >= cpu_before);
 }
 
 TEST_CASE("Admin calls are UNAVAILABLE once the server drains", "[server][admin]") {
