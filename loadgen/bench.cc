@@ -1,5 +1,7 @@
 #include "loadgen/bench.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <memory>
 #include <thread>
@@ -46,6 +48,28 @@ void SleepUntil(int64_t t_ns) {
 
 double Seconds(int64_t from_ns, int64_t to_ns) {
   return static_cast<double>(to_ns - from_ns) / 1e9;
+}
+
+// CPU time used so far by the servers and by segload (every thread), in seconds.
+struct CpuMark {
+  double segd_s = 0;
+  double segload_s = 0;
+};
+
+CpuMark MarkCpu(const v1::Stats& servers) {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return {servers.cpu_seconds(), seconds(usage.ru_utime) + seconds(usage.ru_stime)};
+}
+
+// The CPU spent between two marks per unit of `units` done between them.
+CpuCost CostPer(const CpuMark& from, const CpuMark& to, uint64_t units) {
+  if (units == 0) return {};
+  const double n = static_cast<double>(units);
+  return {(to.segd_s - from.segd_s) * 1e6 / n, (to.segload_s - from.segload_s) * 1e6 / n};
 }
 
 }  // namespace
@@ -110,6 +134,7 @@ bool Bench::Run() {
 absl::Status Bench::Preload() {
   absl::StatusOr<v1::Stats> before = cluster_.TotalStats();
   if (!before.ok()) return before.status();
+  const CpuMark cpu_before = MarkCpu(*before);
   Phase("preload", absl::StrFormat("replaying %s profiles into %d server(s), %d calls each",
                                    HumanNumber(static_cast<double>(options_.profiles)),
                                    cluster_.size(), options_.replay_calls));
@@ -148,6 +173,9 @@ absl::Status Bench::Preload() {
 
   absl::StatusOr<v1::Stats> after = cluster_.TotalStats();
   if (!after.ok()) return after.status();
+  const CpuCost cpu = CostPer(cpu_before, MarkCpu(*after), result->profiles);
+  report_.Set("replay_segd_cpu_us_per_profile", cpu.segd_us);
+  report_.Set("replay_segload_cpu_us_per_profile", cpu.segload_us);
   // Per profile: the growth of RSS when the servers started empty, else the whole RSS
   // over every profile held (an upper bound: it includes the servers' base).
   const auto per_profile = [&](uint64_t rss) {
@@ -162,9 +190,9 @@ absl::Status Bench::Preload() {
   report_.Set("rss_before_preload_bytes", static_cast<double>(before->memory_bytes()));
   report_.Set("rss_bytes", static_cast<double>(after->memory_bytes()));
   report_.Set("bytes_per_profile", per_profile(after->memory_bytes()));
-  Phase("preload", absl::StrFormat("%s profiles/s, %s B per profile",
+  Phase("preload", absl::StrFormat("%s profiles/s, %s B per profile, segd CPU %.2f µs per profile",
                                    HumanNumber(*report_.Get("replay_profiles_per_s")),
-                                   HumanNumber(*report_.Get("bytes_per_profile"))));
+                                   HumanNumber(*report_.Get("bytes_per_profile")), cpu.segd_us));
 
   const std::vector<SegmentSpec> segments = Workload::StandardSegments();
   const int64_t put_start = MonoNs();
@@ -242,6 +270,7 @@ absl::StatusOr<Bench::IngestRun> Bench::RunIngest(std::string_view phase, double
   absl::Status driver_status;
   absl::StatusOr<v1::Stats> stats_start, stats_end;
   int64_t stats_start_ns = 0, stats_end_ns = 0;
+  CpuMark cpu_start, cpu_end;
   {
     Probe probe;
     probe.sent = [&] { return driver.counters().sent_updates; };
@@ -265,9 +294,11 @@ absl::StatusOr<Bench::IngestRun> Bench::RunIngest(std::string_view phase, double
     SleepUntil(window.start_ns);
     stats_start = cluster_.TotalStats();
     stats_start_ns = MonoNs();
+    if (stats_start.ok()) cpu_start = MarkCpu(*stats_start);
     SleepUntil(window.end_ns);
     stats_end = cluster_.TotalStats();
     stats_end_ns = MonoNs();
+    if (stats_end.ok()) cpu_end = MarkCpu(*stats_end);
     sender.join();
   }
   for (auto& sub : subs) {
@@ -290,6 +321,8 @@ absl::StatusOr<Bench::IngestRun> Bench::RunIngest(std::string_view phase, double
     run.server_changes_per_s =
         static_cast<double>(stats_end->changes_emitted() - stats_start->changes_emitted()) /
         Seconds(stats_start_ns, stats_end_ns);
+    run.cpu = CostPer(cpu_start, cpu_end,
+                      stats_end->updates_applied() - stats_start->updates_applied());
   }
   if (run.ingest.rejected_updates > 0) {
     report_.AddError(absl::StrCat(AsAbsl(phase), ": ", run.ingest.rejected_updates,
@@ -326,9 +359,12 @@ absl::Status Bench::Ingest() {
   report_.Set("ingest_ack_p99_ms", run->ack.p99_ms);
   report_.Set("ingest_ack_p999_ms", run->ack.p999_ms);
   report_.Set("ingest_ack_max_ms", run->ack.max_ms);
-  Phase("ingest",
-        absl::StrFormat("%s updates/s, ack p50 %.1f ms, p99 %.1f ms",
-                        HumanNumber(run->ingest.updates_per_s), run->ack.p50_ms, run->ack.p99_ms));
+  report_.Set("ingest_segd_cpu_us_per_update", run->cpu.segd_us);
+  report_.Set("ingest_segload_cpu_us_per_update", run->cpu.segload_us);
+  Phase("ingest", absl::StrFormat("%s updates/s, ack p50 %.1f ms, p99 %.1f ms, segd CPU %.2f µs "
+                                  "per update",
+                                  HumanNumber(run->ingest.updates_per_s), run->ack.p50_ms,
+                                  run->ack.p99_ms, run->cpu.segd_us));
   if (options_.rate > 0 && run->ingest.updates_per_s < 0.95 * options_.rate) {
     report_.AddWarning(absl::StrFormat("ingest: the target rate %s updates/s was not sustained",
                                        HumanNumber(options_.rate)));
@@ -370,6 +406,8 @@ absl::Status Bench::Latency() {
   report_.Set("latency_ack_p50_ms", run->ack.p50_ms);
   report_.Set("latency_ack_p99_ms", run->ack.p99_ms);
   report_.Set("latency_ack_p999_ms", run->ack.p999_ms);
+  report_.Set("latency_segd_cpu_us_per_update", run->cpu.segd_us);
+  report_.Set("latency_segload_cpu_us_per_update", run->cpu.segload_us);
   Phase("latency", absl::StrFormat("update-to-change p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms "
                                    "(%s changes timed)",
                                    run->latency.p50_ms, run->latency.p99_ms, run->latency.p999_ms,
@@ -389,25 +427,24 @@ absl::Status Bench::Fanout() {
   // earlier in the run (the ingest phase) would be charged to the subscribers. The
   // baseline is measured on either side of the run with subscribers instead, and their
   // mean taken: drift that is linear in time cancels.
-  const auto baseline_run = [&](std::string_view when) -> absl::StatusOr<double> {
+  const auto baseline_run = [&](std::string_view when) -> absl::StatusOr<IngestRun> {
     Phase("fanout", absl::StrFormat("baseline %s: the maximum rate without subscribers, %g s",
                                     AsAbsl(when), options_.duration_s));
-    absl::StatusOr<IngestRun> base =
-        RunIngest("fanout-0", 0, options_.warmup_s, options_.duration_s, 0, false);
-    if (!base.ok()) return base.status();
-    return base->ingest.updates_per_s;
+    return RunIngest("fanout-0", 0, options_.warmup_s, options_.duration_s, 0, false);
   };
-  absl::StatusOr<double> before = baseline_run("before");
-  if (!before.ok()) return before.status();
-  if (max_rate_ <= 0) max_rate_ = *before;  // for the Redis ratio when ingest did not run
+  absl::StatusOr<IngestRun> before_run = baseline_run("before");
+  if (!before_run.ok()) return before_run.status();
+  const double before = before_run->ingest.updates_per_s;
+  if (max_rate_ <= 0) max_rate_ = before;  // for the Redis ratio when ingest did not run
   Phase("fanout", absl::StrFormat("the maximum rate with %d subscribers (all segments) per server",
                                   options_.subscribers));
   absl::StatusOr<IngestRun> run =
       RunIngest("fanout", 0, options_.warmup_s, options_.duration_s, options_.subscribers, false);
   if (!run.ok()) return run.status();
-  absl::StatusOr<double> after = baseline_run("after");
-  if (!after.ok()) return after.status();
-  const double baseline = (*before + *after) / 2;
+  absl::StatusOr<IngestRun> after_run = baseline_run("after");
+  if (!after_run.ok()) return after_run.status();
+  const double after = after_run->ingest.updates_per_s;
+  const double baseline = (before + after) / 2;
   const double changes_per_s = static_cast<double>(run->changes) / run->ingest.seconds;
   report_.Set("fanout_subscribers", options_.subscribers);
   report_.Set("fanout_changes_per_s", changes_per_s);
@@ -417,17 +454,23 @@ absl::Status Bench::Fanout() {
                   ? static_cast<double>(run->changes) / static_cast<double>(run->change_batches)
                   : 0.0);
   report_.Set("fanout_ingest_updates_per_s", run->ingest.updates_per_s);
-  report_.Set("fanout_baseline_before_updates_per_s", *before);
-  report_.Set("fanout_baseline_after_updates_per_s", *after);
+  report_.Set("fanout_baseline_before_updates_per_s", before);
+  report_.Set("fanout_baseline_after_updates_per_s", after);
   report_.Set("fanout_baseline_ingest_updates_per_s", baseline);
   report_.Set("fanout_ingest_ratio", run->ingest.updates_per_s / baseline);
   report_.Set("fanout_subscribers_dropped", run->subscribers_dropped);
+  report_.Set("fanout_segd_cpu_us_per_update", run->cpu.segd_us);
+  report_.Set("fanout_segload_cpu_us_per_update", run->cpu.segload_us);
+  report_.Set("fanout_baseline_segd_cpu_us_per_update",
+              (before_run->cpu.segd_us + after_run->cpu.segd_us) / 2);
+  report_.Set("fanout_baseline_segload_cpu_us_per_update",
+              (before_run->cpu.segload_us + after_run->cpu.segload_us) / 2);
   Phase("fanout",
         absl::StrFormat("%s changes/s delivered, ingest %s updates/s (%.2f of %s, the mean of "
                         "%s before and %s after)",
                         HumanNumber(changes_per_s), HumanNumber(run->ingest.updates_per_s),
                         run->ingest.updates_per_s / baseline, HumanNumber(baseline),
-                        HumanNumber(*before), HumanNumber(*after)));
+                        HumanNumber(before), HumanNumber(after)));
   return absl::OkStatus();
 }
 

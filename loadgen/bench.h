@@ -21,6 +21,15 @@ namespace segd::load {
 inline constexpr std::string_view kPhases[] = {"preload",  "ingest", "latency", "fanout",
                                                "backfill", "funnel", "redis"};
 
+// CPU time spent per unit of work (a profile replayed, an update applied) over an
+// interval: the servers' (Stats.cpu_seconds, summed) and segload's own, in µs. Steadier
+// than rates on a shared machine: a rate falls when another process takes the cores, the
+// CPU each update costs much less so.
+struct CpuCost {
+  double segd_us = 0;
+  double segload_us = 0;
+};
+
 struct BenchOptions {
   uint64_t profiles = 1'000'000;
   uint64_t seed = 1;
@@ -78,6 +87,7 @@ class Bench {
     uint64_t change_batches = 0;      // the batches that brought them (heartbeats too)
     double server_changes_per_s = 0;  // emitted by the servers inside the window
     int subscribers_dropped = 0;
+    CpuCost cpu;                      // per update applied inside the window
   };
 
   bool Selected(std::string_view phase) const;

@@ -17,6 +17,8 @@ const std::vector<Report::Field>& Report::Schema() {
       {"replay_events_per_s", "preload", "replay, events", "events/s"},
       {"replay_s", "preload", "replay time", "s"},
       {"replay_errors", "preload", "profiles rejected", ""},
+      {"replay_segd_cpu_us_per_profile", "preload", "segd CPU per profile", "µs"},
+      {"replay_segload_cpu_us_per_profile", "preload", "segload CPU per profile", "µs"},
       {"preload_built_ahead", "preload", "share built before the clock", ""},
       {"preload_build_cpu_s", "preload", "segload CPU building profiles", "s"},
       {"rss_before_preload_bytes", "preload", "RSS before preload", "B"},
@@ -36,6 +38,8 @@ const std::vector<Report::Field>& Report::Schema() {
       {"ingest_ack_p99_ms", "ingest", "ack latency p99", "ms"},
       {"ingest_ack_p999_ms", "ingest", "ack latency p99.9", "ms"},
       {"ingest_ack_max_ms", "ingest", "ack latency max", "ms"},
+      {"ingest_segd_cpu_us_per_update", "ingest", "segd CPU per update", "µs"},
+      {"ingest_segload_cpu_us_per_update", "ingest", "segload CPU per update", "µs"},
       // latency
       {"latency_rate_target", "latency", "target rate", "updates/s"},
       {"latency_ingest_updates_per_s", "latency", "ingest (acked)", "updates/s"},
@@ -49,6 +53,8 @@ const std::vector<Report::Field>& Report::Schema() {
       {"latency_ack_p50_ms", "latency", "ack latency p50", "ms"},
       {"latency_ack_p99_ms", "latency", "ack latency p99", "ms"},
       {"latency_ack_p999_ms", "latency", "ack latency p99.9", "ms"},
+      {"latency_segd_cpu_us_per_update", "latency", "segd CPU per update", "µs"},
+      {"latency_segload_cpu_us_per_update", "latency", "segload CPU per update", "µs"},
       // fanout
       {"fanout_subscribers", "fanout", "subscribers", ""},
       {"fanout_changes_per_s", "fanout", "changes delivered, all subscribers", "changes/s"},
@@ -61,6 +67,11 @@ const std::vector<Report::Field>& Report::Schema() {
       {"fanout_baseline_ingest_updates_per_s", "fanout", "ingest without (mean)", "updates/s"},
       {"fanout_ingest_ratio", "fanout", "ingest ratio, with / without", ""},
       {"fanout_subscribers_dropped", "fanout", "subscribers dropped (fell behind)", ""},
+      {"fanout_segd_cpu_us_per_update", "fanout", "segd CPU per update, with", "µs"},
+      {"fanout_baseline_segd_cpu_us_per_update", "fanout", "segd CPU per update, without", "µs"},
+      {"fanout_segload_cpu_us_per_update", "fanout", "segload CPU per update, with", "µs"},
+      {"fanout_baseline_segload_cpu_us_per_update", "fanout", "segload CPU per update, without",
+       "µs"},
       // backfill
       {"backfill_s", "backfill", "PutSegment of a new segment", "s"},
       {"backfill_members", "backfill", "its members", ""},

@@ -144,13 +144,24 @@ SEGD_FIELDS = [
     "backfill_s", "backfill_members", "funnel_s", "funnel_events_per_s", "funnel_events",
     "funnel_viewed", "funnel_added", "funnel_purchased",
 ]
+CPU_FIELDS = [
+    "replay_segd_cpu_us_per_profile", "replay_segload_cpu_us_per_profile",
+    "ingest_segd_cpu_us_per_update", "ingest_segload_cpu_us_per_update",
+    "latency_segd_cpu_us_per_update", "latency_segload_cpu_us_per_update",
+    "fanout_segd_cpu_us_per_update", "fanout_baseline_segd_cpu_us_per_update",
+    "fanout_segload_cpu_us_per_update", "fanout_baseline_segload_cpu_us_per_update",
+]
 
 
 def check_single(result, csv_path, plot, workdir):
     check(result["benchmark"] == "segload", "benchmark name")
     check(result["config"]["profiles"] == PROFILES, "config.profiles")
     check(result["errors"] == [], f"errors: {result['errors']}")
-    require_fields(result, SEGD_FIELDS)
+    require_fields(result, SEGD_FIELDS + CPU_FIELDS)
+    # CPU per profile or update, from the servers' Stats.cpu_seconds and segload's own
+    # rusage: every phase costs both sides something, and no update costs a second.
+    for key in CPU_FIELDS:
+        check(0 < result[key] < 1_000_000, f"{key} is {result[key]}")
     for key in ("ingest_rate_target", "ingest_ratio_to_redis", "redis_ingest_updates_per_s"):
         check(result[key] is None, f"{key} should be null without --rate / --redis")
 
