@@ -321,8 +321,8 @@ absl::StatusOr<Bench::IngestRun> Bench::RunIngest(std::string_view phase, double
     run.server_changes_per_s =
         static_cast<double>(stats_end->changes_emitted() - stats_start->changes_emitted()) /
         Seconds(stats_start_ns, stats_end_ns);
-    run.cpu = CostPer(cpu_start, cpu_end,
-                      stats_end->updates_applied() - stats_start->updates_applied());
+    run.cpu =
+        CostPer(cpu_start, cpu_end, stats_end->updates_applied() - stats_start->updates_applied());
   }
   if (run.ingest.rejected_updates > 0) {
     report_.AddError(absl::StrCat(AsAbsl(phase), ": ", run.ingest.rejected_updates,

@@ -87,7 +87,7 @@ class Bench {
     uint64_t change_batches = 0;      // the batches that brought them (heartbeats too)
     double server_changes_per_s = 0;  // emitted by the servers inside the window
     int subscribers_dropped = 0;
-    CpuCost cpu;                      // per update applied inside the window
+    CpuCost cpu;  // per update applied inside the window
   };
 
   bool Selected(std::string_view phase) const;

@@ -396,7 +396,8 @@ TEST_CASE("segctl export, replay, route, stats and time", "[segctl][data]") {
   INFO(stats);
   CHECK(stats.exit_code == 0);
   for (const std::string& address : cluster.addresses) CHECK_THAT(stats.out, Contains(address));
-  CHECK_THAT(Lines(stats.out).front(), Contains(" MEMORY ") && Contains(" CPU ") && Contains(" NOW "));
+  CHECK_THAT(Lines(stats.out).front(),
+             Contains(" MEMORY ") && Contains(" CPU ") && Contains(" NOW "));
   CHECK_THAT(Lines(stats.out).back(),
              StartsWith("total") && Contains(" 60 ") && Contains("2023-11-14T22:13:20.000Z"));
   Run stats_json = segctl({"stats", "--json"});

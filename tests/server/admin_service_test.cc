@@ -103,7 +103,8 @@ TEST_CASE("SetTime on the system clock is FAILED_PRECONDITION", "[server][admin]
   CHECK(stats.now() < kT0 + kDay * 10000);
 }
 
-TEST_CASE("GetStats reports the engine's counters and the process's memory and CPU time", "[server][admin]") {
+TEST_CASE("GetStats reports the engine's counters and the process's memory and CPU time",
+          "[server][admin]") {
   ServerFixture f;
   Engine& engine = f.server->engine();
   REQUIRE(engine.PutSegment({"viewers", "did(view)", ""}, false).ok());
