@@ -18,7 +18,7 @@ const std::vector<Report::Field>& Report::Schema() {
       {"replay_s", "preload", "replay time", "s"},
       {"replay_errors", "preload", "profiles rejected", ""},
       {"replay_segd_cpu_us_per_profile", "preload", "segd CPU per profile", "µs"},
-      {"replay_segload_cpu_us_per_profile", "preload", "segload CPU per profile", "µs"},
+      {"replay_segload_cpu_us_per_profile", "preload", "segload CPU per profile sent", "µs"},
       {"preload_built_ahead", "preload", "share built before the clock", ""},
       {"preload_build_cpu_s", "preload", "segload CPU building profiles", "s"},
       {"rss_before_preload_bytes", "preload", "RSS before preload", "B"},
