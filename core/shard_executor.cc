@@ -1,12 +1,18 @@
 #include "core/shard_executor.h"
 
+#include "absl/strings/str_cat.h"
+#include "core/thread_name.h"
+
 namespace segd {
 
 ThreadedExecutor::ThreadedExecutor(int shards) {
   for (int i = 0; i < shards; ++i) {
     queues_.push_back(std::make_unique<Queue>());
     Queue* q = queues_.back().get();
-    q->thread = std::thread([q] { Run(q); });
+    q->thread = std::thread([q, i] {
+      NameThisThread(absl::StrCat("segd-shard-", i));
+      Run(q);
+    });
   }
 }
 

@@ -6,6 +6,7 @@
 #include <grpcpp/support/server_interceptor.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/thread_name.h"
 #include "server/admin_service.h"
 #include "server/changes_service.h"
 #include "server/ingest_service.h"
@@ -88,7 +89,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
   }
   s->grpc_->GetHealthCheckService()->SetServingStatus(true);
-  if (!options.manual_clock) s->ticker_ = std::thread([raw = s.get()] { raw->RunTicker(); });
+  if (!options.manual_clock) {
+    s->ticker_ = std::thread([raw = s.get()] {
+      NameThisThread("segd-ticker");
+      raw->RunTicker();
+    });
+  }
   return s;
 }
 

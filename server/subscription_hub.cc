@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "core/thread_name.h"
+
 namespace segd::server {
 
 // A wakeup is lost neither way: Notify() sets pending_ before it takes mu_, and Wait()
@@ -30,7 +32,10 @@ void SubscriptionHub::Wakeup::Stop() {
 SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval)
     : poll_interval_(poll_interval) {
   engine.SetChangeListener([wakeup = wakeup_] { wakeup->Notify(); });
-  pump_ = std::thread([this] { Run(); });
+  pump_ = std::thread([this] {
+    NameThisThread("segd-pump");
+    Run();
+  });
 }
 
 SubscriptionHub::~SubscriptionHub() {

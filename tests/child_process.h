@@ -96,6 +96,9 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
+  // The child's pid; -1 once reaped.
+  pid_t pid() const { return pid_; }
+
   // Sends `sig` without waiting (Wait reaps the child).
   void Signal(int sig) {
     if (pid_ > 0) kill(pid_, sig);
@@ -194,6 +197,7 @@ class SegdProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string Log() const { return ReadFile(log_); }
   // kill -9: no drain, nothing saved.

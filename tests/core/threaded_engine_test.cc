@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "core/thread_name.h"
 #include "tests/core/engine_fixture.h"
 
 namespace segd::testing {
@@ -27,6 +28,27 @@ TEST_CASE("ThreadedExecutor runs each shard's tasks in order, and all before it 
     REQUIRE(seen[shard].size() == 1000);
     CHECK(std::is_sorted(seen[shard].begin(), seen[shard].end()));
   }
+}
+
+TEST_CASE("ThreadedExecutor names each shard's thread after its shard", "[core][threads]") {
+  std::vector<std::string> names(12);
+  {
+    ThreadedExecutor executor(12);
+    for (int shard = 0; shard < 12; ++shard) {
+      executor.Post(shard, [&names, shard] { names[shard] = ThisThreadName(); });
+    }
+  }
+  CHECK(names[0] == "segd-shard-0");
+  CHECK(names[11] == "segd-shard-11");
+}
+
+TEST_CASE("NameThisThread keeps the 15 bytes Linux keeps", "[core][threads]") {
+  std::string name;
+  std::thread([&name] {
+    NameThisThread("segd-a-very-long-thread-name");
+    name = ThisThreadName();
+  }).join();
+  CHECK(name == "segd-a-very-lon");
 }
 
 ProfileUpdate Update(int producer, int i) {

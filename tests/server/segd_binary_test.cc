@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <set>
 #include <string>
 
 #include "grpcpp/health_check_service_interface.h"
@@ -28,6 +30,18 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
   const int port = segd.port();
   CHECK_THAT(segd.Log(),
              Catch::Matchers::Contains("shards=2") && Catch::Matchers::Contains("clock=manual"));
+  // Its threads are named for `top -H` and `perf`: one per shard, and the change pump.
+  std::set<std::string> threads;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(segd.pid()) + "/task")) {
+    std::string name = testing::ReadFile(task.path().string() + "/comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    threads.insert(name);
+  }
+  CHECK(threads.count("segd-shard-0") == 1);
+  CHECK(threads.count("segd-shard-1") == 1);
+  CHECK(threads.count("segd-shard-2") == 0);
+  CHECK(threads.count("segd-pump") == 1);
   auto channel =
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
   REQUIRE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
