@@ -166,6 +166,13 @@ absl::Status Bench::Preload() {
   report_.Set("replay_errors", static_cast<double>(result->errors));
   report_.Set("preload_built_ahead", result->built_ahead);
   report_.Set("preload_build_cpu_s", result->build_cpu_s);
+  if (result->built_ahead < 1) {
+    report_.AddWarning(absl::StrFormat(
+        "preload: %.0f %% of the profiles were built before the clock, the rest during the "
+        "replay on the same cores, so the replay rate counts segload's building too (a "
+        "larger --preload-buffer-mb builds more ahead)",
+        100 * result->built_ahead));
+  }
   if (result->errors > 0) {
     report_.AddError(absl::StrCat("preload: ", result->errors, " profiles rejected, e.g. ",
                                   result->first_error));
