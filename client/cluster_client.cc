@@ -447,23 +447,25 @@ absl::StatusOr<ClusterStats> ClusterClient::GetStats() {
       });
   if (absl::Status s = Failures("GetStats", *cluster_, replies); !s.ok()) return s;
   ClusterStats stats;
-  for (Reply<v1::Stats>& reply : replies) {
-    AddShardStats(reply.response, stats.shards.empty(), &stats.total);
-    stats.shards.push_back(std::move(reply.response));
-  }
+  for (Reply<v1::Stats>& reply : replies) stats.shards.push_back(std::move(reply.response));
+  stats.total = SumShardStats(stats.shards);
   return stats;
 }
 
-void AddShardStats(const v1::Stats& shard, bool first, v1::Stats* total) {
-  v1::Stats& t = *total;
-  t.set_profiles(t.profiles() + shard.profiles());
-  t.set_events(t.events() + shard.events());
-  t.set_segments(std::max(t.segments(), shard.segments()));
-  t.set_updates_applied(t.updates_applied() + shard.updates_applied());
-  t.set_changes_emitted(t.changes_emitted() + shard.changes_emitted());
-  t.set_memory_bytes(t.memory_bytes() + shard.memory_bytes());
-  t.set_cpu_seconds(t.cpu_seconds() + shard.cpu_seconds());
-  t.set_now(first ? shard.now() : std::min(t.now(), shard.now()));
+v1::Stats SumShardStats(std::span<const v1::Stats> shards) {
+  v1::Stats t;
+  if (!shards.empty()) t.set_now(shards.front().now());
+  for (const v1::Stats& shard : shards) {
+    t.set_profiles(t.profiles() + shard.profiles());
+    t.set_events(t.events() + shard.events());
+    t.set_segments(std::max(t.segments(), shard.segments()));
+    t.set_updates_applied(t.updates_applied() + shard.updates_applied());
+    t.set_changes_emitted(t.changes_emitted() + shard.changes_emitted());
+    t.set_memory_bytes(t.memory_bytes() + shard.memory_bytes());
+    t.set_cpu_seconds(t.cpu_seconds() + shard.cpu_seconds());
+    t.set_now(std::min(t.now(), shard.now()));
+  }
+  return t;
 }
 
 // ---- Changes ----

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,17 +19,17 @@
 
 namespace segd::client {
 
-// Stats of a cluster: the sum over its shards (AddShardStats), and each shard's own.
+// Stats of a cluster: the sum over its shards (SumShardStats), and each shard's own.
 struct ClusterStats {
   v1::Stats total;
   std::vector<v1::Stats> shards;  // by index in servers()
 };
 
-// Adds one shard's Stats to a cluster's `total`, which starts as a default Stats:
-// profiles, events, updates_applied, changes_emitted, memory_bytes, cpu_seconds: summed;
-// segments: the largest count (every shard should hold every segment); now: the earliest
-// shard clock; incarnation: 0 (see the shards').
-void AddShardStats(const v1::Stats& shard, bool first, v1::Stats* total);
+// The Stats of a cluster from its shards': profiles, events, updates_applied,
+// changes_emitted, memory_bytes, cpu_seconds: summed; segments: the largest count (every
+// shard should hold every segment); now: the earliest shard clock (0 without shards);
+// incarnation: 0 (see the shards').
+v1::Stats SumShardStats(std::span<const v1::Stats> shards);
 
 // A client of a segd cluster (SPEC §6): a list of shards, each key on the shard the
 // ketama ring maps it to.

@@ -1,7 +1,5 @@
 #include "loadgen/bench.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <memory>
 #include <thread>
@@ -10,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/cpu_time.h"
 #include "core/text.h"
 #include "loadgen/change_subscriber.h"
 #include "loadgen/preloader.h"
@@ -56,14 +55,7 @@ struct CpuMark {
   double segload_s = 0;
 };
 
-CpuMark MarkCpu(const v1::Stats& servers) {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return {servers.cpu_seconds(), seconds(usage.ru_utime) + seconds(usage.ru_stime)};
-}
+CpuMark MarkCpu(const v1::Stats& servers) { return {servers.cpu_seconds(), ProcessCpuSeconds()}; }
 
 // The CPU spent between two marks per unit of `units` done between them.
 CpuCost CostPer(const CpuMark& from, const CpuMark& to, uint64_t units) {

@@ -122,9 +122,7 @@ absl::StatusOr<std::vector<v1::Stats>> Cluster::Stats() const {
 absl::StatusOr<v1::Stats> Cluster::TotalStats() const {
   absl::StatusOr<std::vector<v1::Stats>> all = Stats();
   if (!all.ok()) return all.status();
-  v1::Stats total;
-  for (size_t s = 0; s < all->size(); ++s) client::AddShardStats((*all)[s], s == 0, &total);
-  return total;
+  return client::SumShardStats(*all);
 }
 
 absl::StatusOr<std::vector<v1::PutSegmentResponse>> Cluster::PutSegment(

@@ -1,12 +1,12 @@
 #include "server/admin_service.h"
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 
+#include "core/cpu_time.h"
 #include "server/convert.h"
 
 // Both handlers are unary calls on the default reactor: they start one asynchronous
@@ -26,16 +26,6 @@ std::optional<uint64_t> ResidentSetBytes() {
   const long page = sysconf(_SC_PAGESIZE);
   if (fields != 2 || page <= 0) return std::nullopt;
   return static_cast<uint64_t>(resident) * static_cast<uint64_t>(page);
-}
-
-// The CPU time (user + system) the process has used, in seconds.
-double ProcessCpuSeconds() {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
-  const auto seconds = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ json::ClusterStats GatherStats(const Context& c) {
     }));
   }
   json::ClusterStats out;
-  bool first = true;
+  std::vector<v1::Stats> up;  // of the shards that answered
   for (size_t s = 0; s < replies.size(); ++s) {
     json::ShardStats* shard = out.add_shards();
     shard->set_address(c.servers()[s]);
@@ -61,9 +61,9 @@ json::ClusterStats GatherStats(const Context& c) {
       continue;
     }
     *shard->mutable_stats() = *r;
-    client::AddShardStats(*r, first, out.mutable_total());
-    first = false;
+    up.push_back(*std::move(r));
   }
+  *out.mutable_total() = client::SumShardStats(up);
   return out;
 }
 

@@ -231,9 +231,9 @@ TEST_CASE("Funnels and SetTime are summed and broadcast", "[client][cluster][que
   CHECK(stats->total.cpu_seconds() == cpu);
 }
 
-TEST_CASE("AddShardStats sums counters, keeps the most segments and the earliest clock",
+TEST_CASE("SumShardStats sums counters, keeps the most segments and the earliest clock",
           "[client][cluster]") {
-  v1::Stats a, b, total;
+  v1::Stats a, b;
   a.set_profiles(3);
   a.set_events(10);
   a.set_segments(2);
@@ -247,9 +247,8 @@ TEST_CASE("AddShardStats sums counters, keeps the most segments and the earliest
   b.set_segments(3);
   b.set_now(kT0);
   b.set_cpu_seconds(0.25);
-  AddShardStats(a, true, &total);
-  CHECK(total.now() == kT0 + 10);
-  AddShardStats(b, false, &total);
+  CHECK(SumShardStats(std::vector<v1::Stats>{a}).now() == kT0 + 10);
+  const v1::Stats total = SumShardStats(std::vector<v1::Stats>{a, b});
   CHECK(total.profiles() == 6);
   CHECK(total.events() == 20);
   CHECK(total.segments() == 3);
