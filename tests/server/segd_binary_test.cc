@@ -95,6 +95,17 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
              Catch::Matchers::Contains("draining") && Catch::Matchers::Contains("stopped"));
 }
 
+TEST_CASE("segd will not share a port another segd listens on", "[server][binary]") {
+  // gRPC would bind with SO_REUSEPORT, and the two processes would split connections.
+  TempDir dir;
+  SegdProcess first(dir, "first", /*port=*/0, {"--clock=manual"});
+  const Run second = RunProcess(SEGD_BINARY, dir, {"--listen=" + first.address()});
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.out + second.err,
+             Catch::Matchers::Contains("cannot listen on " + first.address()));
+  CHECK(first.Stop(SIGTERM, std::chrono::seconds(8)) == 0);
+}
+
 TEST_CASE("segd explains its flags and rejects bad ones", "[server][binary]") {
   TempDir dir;
   // What a run wrote, stdout and stderr together.
