@@ -31,7 +31,7 @@ void SubscriptionHub::Wakeup::Stop() {
 
 SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval)
     : poll_interval_(poll_interval) {
-  engine.SetChangeListener([wakeup = wakeup_] { wakeup->Notify(); });
+  engine.SetChangeListener([wakeup = wakeup_] { wakeup->NotifyOfChanges(); });
   pump_ = std::thread([this] {
     NameThisThread("segd-pump");
     Run();
@@ -49,6 +49,7 @@ bool SubscriptionHub::Add(std::shared_ptr<Subscriber> subscriber) {
     if (closed_) return false;
     const Subscriber* key = subscriber.get();
     subscribers_.emplace(key, std::move(subscriber));
+    wakeup_->subscribers_.store(subscribers_.size());
   }
   wakeup_->Notify();
   return true;
@@ -61,6 +62,7 @@ void SubscriptionHub::Remove(const Subscriber* subscriber) {
   if (it == subscribers_.end()) return;
   removed = std::move(it->second);
   subscribers_.erase(it);
+  wakeup_->subscribers_.store(subscribers_.size());
 }
 
 std::vector<std::shared_ptr<SubscriptionHub::Subscriber>> SubscriptionHub::Close() {

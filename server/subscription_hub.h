@@ -16,7 +16,9 @@ namespace segd::server {
 // The thread that moves changes from the engine's change logs to the open change-stream
 // subscriptions (SPEC §4), and the registry of those subscriptions.
 //
-// The engine's change listener only raises a flag and signals the pump (Wakeup); the
+// The engine's change listener only raises a flag and signals the pump (Wakeup), and only
+// while a subscription is registered: with none, appending changes wakes no thread (a
+// subscription added later reads them from its cursor, and its Add wakes the pump). The
 // pump then polls every registered subscriber, which reads the logs after its own cursor
 // and starts a write if it has none in flight. The pump also wakes every
 // `poll_interval`, so that idle subscribers send their heartbeats. It never waits for a
@@ -41,12 +43,22 @@ class SubscriptionHub {
   class Wakeup {
    public:
     void Notify();
+    // Notify() if a subscription is registered (the engine's change listener).
+    void NotifyOfChanges() {
+      if (subscribers_.load() > 0) Notify();
+    }
     // Waits until Notify() or `timeout`; false once Stop() was called.
     bool Wait(absl::Duration timeout);
     void Stop();
 
    private:
+    friend class SubscriptionHub;
+
     std::atomic<bool> pending_{false};
+    // Set by the hub under its mu_ before Add's Notify(). A shard that appends changes
+    // and then reads 0 here misses no subscription: one added after that read gets the
+    // changes from the log on the pump's pass that its own Notify() starts.
+    std::atomic<size_t> subscribers_{0};
     absl::Mutex mu_;
     absl::CondVar cv_;
     bool stopped_ ABSL_GUARDED_BY(mu_) = false;
