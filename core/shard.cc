@@ -93,6 +93,11 @@ void Shard::MarkTimeDependent() {
 
 void Shard::Emit(Slot p, const SegmentState& s, ChangeKind kind, int64_t time, Cause cause) {
   pending_.push_back(Change{std::string(store_.Key(p)), s.def->id, kind, time, cause});
+  // A segment put (or a replay, or a tick) can change every profile's membership: its
+  // changes go to the log in pieces instead of piling up here until it ends, ~80 B each
+  // (40 MB for 500 K profiles entering, and the room kept afterwards).
+  constexpr size_t kMaxPending = 4096;
+  if (pending_.size() == kMaxPending) Flush();
 }
 
 int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {

@@ -60,7 +60,7 @@ struct ShardStats {
 // at its exact due time, in time order.
 //
 // Changes are buffered while an operation runs; Flush() moves them to the change log
-// (callers flush once per batch).
+// (callers flush once per batch; an operation that emits many flushes as it goes).
 //
 // Thread safety: none, except changes() (the ChangeLog is thread-safe). A shard is
 // driven by one thread at a time.
