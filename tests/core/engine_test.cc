@@ -51,6 +51,40 @@ TEST_CASE_METHOD(EngineFixture, "PutSegment backfills and counts the segment's o
   CHECK(engine.GetSegment("old")->member_count == 3);
 }
 
+TEST_CASE_METHOD(EngineFixture,
+                 "A segment put changing more profiles than a shard buffers logs each change once",
+                 "[core][segments]") {
+  // A shard hands its changes to the log every 4,096 during a long operation.
+  constexpr int kProfiles = 20'000;
+  std::vector<ProfileUpdate> batch;
+  for (int i = 0; i < kProfiles; ++i) {
+    ProfileUpdate& u = batch.emplace_back();
+    u.key = "u" + std::to_string(i);
+    u.set = {{"age", Value::Int(i % 2 == 0 ? 40 : 10)}};
+  }
+  REQUIRE(engine.Apply(std::move(batch)).errors.empty());
+  const Cursor before = engine.CurrentCursor();
+  absl::StatusOr<PutSegmentResult> r = engine.PutSegment({"adult", "age >= 18", ""}, false);
+  REQUIRE(r.ok());
+  CHECK(r->entered == kProfiles / 2);
+
+  std::vector<Change> changes = TakeChanges();
+  REQUIRE(changes.size() == kProfiles / 2);
+  std::set<std::string> keys;
+  for (const Change& c : changes) {
+    CHECK(c.cause == Cause::kSegmentPut);
+    keys.insert(c.key);
+  }
+  CHECK(keys.size() == kProfiles / 2);
+  CHECK(keys.count("u0") == 1);
+  CHECK(keys.count("u1") == 0);
+  uint64_t logged = 0;
+  const Cursor after = engine.CurrentCursor();
+  for (size_t shard = 0; shard < after.positions.size(); ++shard)
+    logged += after.positions[shard] - before.positions[shard];
+  CHECK(logged == kProfiles / 2);
+}
+
 TEST_CASE_METHOD(EngineFixture, "A dry run counts but changes nothing", "[core][segments]") {
   for (int i = 0; i < 10; ++i) Set("u" + std::to_string(i), {{"age", Value::Int(i * 10)}});
   Put("old", "age >= 50");

@@ -183,6 +183,29 @@ TEST_CASE("Subscribe resumes after a batch's cursor with exactly the changes aft
   }
 }
 
+TEST_CASE("Changes applied while nobody subscribes reach a later subscription from its cursor",
+          "[server][changes]") {
+  // With no subscription registered the change pump is not woken at all.
+  ServerFixture f;
+  Engine& engine = f.server->engine();
+  Put(engine, "adult", "age >= 18");
+  const Cursor before = engine.CurrentCursor();
+  for (int i = 0; i < 3; ++i)
+    ApplyOne(engine, SetAttr("k" + std::to_string(i), "age", Value::Int(20)));
+  const Cursor after = engine.CurrentCursor();
+
+  std::unique_ptr<Stream> s = Subscribe(*f.changes, {}, EncodeCursor(before));
+  CHECK(Sorted(Describe(ReadUntil(*s, after))) ==
+        std::vector<std::string>{"k0 adult CHANGE_KIND_ENTER CAUSE_UPDATE",
+                                 "k1 adult CHANGE_KIND_ENTER CAUSE_UPDATE",
+                                 "k2 adult CHANGE_KIND_ENTER CAUSE_UPDATE"});
+  // Once it is registered, what is applied next wakes the pump.
+  ApplyOne(engine, SetAttr("k0", "age", Value::Int(3)));
+  CHECK(Describe(ReadUntil(*s, engine.CurrentCursor())) ==
+        std::vector<std::string>{"k0 adult CHANGE_KIND_EXIT CAUSE_UPDATE"});
+  s->Cancel();
+}
+
 TEST_CASE("Every batch's cursor resumes exactly after that batch", "[server][changes]") {
   ServerFixture f;
   Engine& engine = f.server->engine();
