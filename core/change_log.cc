@@ -1,5 +1,9 @@
 #include "core/change_log.h"
 
+#include <algorithm>
+#include <cassert>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 
 namespace segd {
@@ -17,44 +21,58 @@ void ChangeLog::Append(std::span<const Change> changes) {
   {
     absl::MutexLock lock(&mu_);
     for (const Change& c : changes) {
-      records_.push_back(Record{c.key, c.time, SegmentRef(c.segment), c.kind, c.cause});
+      if (pages_.empty() || pages_.back().entries.size() == kPageSize) {
+        if (!pages_.empty()) pages_.back().keys.shrink_to_fit();
+        pages_.emplace_back().entries.reserve(kPageSize);
+      }
+      Page& page = pages_.back();
+      assert(c.key.size() <= std::numeric_limits<uint16_t>::max());
+      page.entries.push_back(Entry{c.time, static_cast<uint32_t>(page.keys.size()),
+                                   SegmentRef(c.segment), static_cast<uint16_t>(c.key.size()),
+                                   c.kind, c.cause});
+      page.keys.append(c.key);
+      ++end_;
     }
-    while (records_.size() > capacity_) {
-      records_.pop_front();
-      ++begin_;
+    while (pages_.size() > 1 && first_ + kPageSize <= Begin()) {
+      pages_.pop_front();
+      first_ += kPageSize;
     }
   }
   if (listener_) listener_();
 }
 
+uint64_t ChangeLog::Begin() const { return std::max(first_, end_ - std::min(end_, capacity_)); }
+
 uint64_t ChangeLog::end() const {
   absl::MutexLock lock(&mu_);
-  return begin_ + records_.size();
+  return end_;
 }
 
 uint64_t ChangeLog::begin() const {
   absl::MutexLock lock(&mu_);
-  return begin_;
+  return Begin();
 }
 
 absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
                                          std::vector<Change>* out) const {
   absl::MutexLock lock(&mu_);
-  const uint64_t end = begin_ + records_.size();
-  if (from < begin_) {
+  const uint64_t begin = Begin();
+  if (from < begin) {
     return absl::OutOfRangeError(absl::StrCat(
-        "cursor position ", from, " is older than the change log, which starts at ", begin_));
+        "cursor position ", from, " is older than the change log, which starts at ", begin));
   }
-  if (from > end) {
+  if (from > end_) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cursor position ", from, " is past the end of the change log (", end, ")"));
+        absl::StrCat("cursor position ", from, " is past the end of the change log (", end_, ")"));
   }
   uint64_t pos = from;
-  for (; pos < end && pos - from < max; ++pos) {
-    const Record& r = records_[pos - begin_];
-    const std::string& segment = segment_ids_[r.segment];
+  for (; pos < end_ && pos - from < max; ++pos) {
+    const Page& page = pages_[(pos - first_) / kPageSize];
+    const Entry& e = page.entries[(pos - first_) % kPageSize];
+    const std::string& segment = segment_ids_[e.segment];
     if (segments != nullptr && !segments->contains(segment)) continue;
-    out->push_back(Change{r.key, segment, r.kind, r.time, r.cause});
+    out->push_back(Change{page.keys.substr(e.key_begin, e.key_size), segment, e.kind, e.time,
+                          e.cause});
   }
   return pos;
 }

@@ -53,23 +53,33 @@ class ChangeLog {
   uint64_t capacity() const { return capacity_; }
 
  private:
-  // A change as held: the segment id is interned in segment_ids_ so that a record
-  // costs the key plus a few words.
-  struct Record {
-    std::string key;
+  // The changes are held in pages of kPageSize, all full but the last; a page is
+  // dropped once all its changes are older than the newest `capacity`. A change costs
+  // 24 bytes and its key's bytes (a std::string key alone was 32 bytes, and a heap
+  // block for a key of more than 15), and its segment id is interned in segment_ids_.
+  struct Entry {
     int64_t time;
-    uint32_t segment;
+    uint32_t key_begin;  // in the page's keys
+    uint32_t segment;    // in segment_ids_
+    uint16_t key_size;
     ChangeKind kind;
     Cause cause;
   };
+  struct Page {
+    std::vector<Entry> entries;
+    std::string keys;
+  };
+  static constexpr uint64_t kPageSize = 4096;
 
   uint32_t SegmentRef(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t Begin() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const uint64_t capacity_;
   std::function<void()> listener_;
   mutable absl::Mutex mu_;
-  std::deque<Record> records_ ABSL_GUARDED_BY(mu_);
-  uint64_t begin_ ABSL_GUARDED_BY(mu_) = 0;  // position of records_.front()
+  std::deque<Page> pages_ ABSL_GUARDED_BY(mu_);
+  uint64_t first_ ABSL_GUARDED_BY(mu_) = 0;  // position of pages_.front()'s first change
+  uint64_t end_ ABSL_GUARDED_BY(mu_) = 0;    // position after the newest change
   std::vector<std::string> segment_ids_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint32_t> segment_refs_ ABSL_GUARDED_BY(mu_);
 };

@@ -54,6 +54,40 @@ TEST_CASE("ChangeLog keeps the newest changes up to its capacity", "[core][chang
   CHECK(out.front() == MakeChange(7));
 }
 
+TEST_CASE("ChangeLog holds exactly its capacity over many pages, keys of any size",
+          "[core][changes]") {
+  // Pages hold 4,096 changes; the capacity here is not a multiple of that, appends come
+  // one at a time and in runs that cross pages, and keys are 1 to 256 bytes.
+  constexpr uint64_t kCapacity = 5'000;
+  ChangeLog log(kCapacity);
+  auto change = [](int i) {
+    const std::string key = std::to_string(i) + std::string(static_cast<size_t>(i % 256), 'x');
+    return Change{key.substr(0, 256), "s" + std::to_string(i % 3),
+                  i % 2 ? ChangeKind::kExit : ChangeKind::kEnter, 1'000 + i,
+                  i % 5 ? Cause::kUpdate : Cause::kTime};
+  };
+  int appended = 0;
+  for (int run : {1, 4'095, 1, 1, 7'000, 3, 12'345}) {
+    std::vector<Change> batch;
+    for (int i = 0; i < run; ++i) batch.push_back(change(appended++));
+    log.Append(batch);
+    const uint64_t end = static_cast<uint64_t>(appended);
+    CHECK(log.end() == end);
+    CHECK(log.begin() == (end > kCapacity ? end - kCapacity : 0));
+  }
+  const uint64_t begin = log.begin();
+  std::vector<Change> out;
+  CHECK(log.Read(begin - 1, 10, nullptr, &out).status().code() == absl::StatusCode::kOutOfRange);
+  absl::StatusOr<uint64_t> next = log.Read(begin, kCapacity + 10, nullptr, &out);
+  REQUIRE(next.ok());
+  CHECK(*next == log.end());
+  REQUIRE(out.size() == kCapacity);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Change want = change(static_cast<int>(begin + i));
+    if (out[i] != want) FAIL("position " << begin + i << ": " << out[i].key << " " << want.key);
+  }
+}
+
 TEST_CASE("Cursors round-trip and reject damage", "[core][changes]") {
   Cursor c{0x1234567890abcdefULL, {0, 1, 300, uint64_t{1} << 40}};
   std::string bytes = EncodeCursor(c);
