@@ -1,8 +1,7 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
-#include <functional>
-#include <queue>
 #include <vector>
 
 namespace segd {
@@ -11,30 +10,45 @@ namespace segd {
 // of (due time, slot). Entries are never removed early; the owner keeps each slot's
 // live due time and ignores popped entries that no longer match it (lazy deletion).
 //
+// It holds about one entry per profile with a time-dependent membership (1.2 per
+// profile under the standard segments), so its size is part of a shard's memory per
+// profile: an entry is packed in 12 bytes instead of 16.
+//
 // Thread safety: none; owned by one shard.
 class TimerQueue {
  public:
-  void Push(int64_t due, uint32_t slot) { heap_.push(Entry{due, slot}); }
+  void Push(int64_t due, uint32_t slot) {
+    heap_.push_back(Entry{due, slot});
+    std::push_heap(heap_.begin(), heap_.end(), Later);
+  }
 
   // Pops the earliest entry due at or before `now`; false when there is none.
   bool PopDue(int64_t now, int64_t* due, uint32_t* slot) {
-    if (heap_.empty() || heap_.top().due > now) return false;
-    *due = heap_.top().due;
-    *slot = heap_.top().slot;
-    heap_.pop();
+    if (heap_.empty() || heap_.front().due > now) return false;
+    *due = heap_.front().due;
+    *slot = heap_.front().slot;
+    std::pop_heap(heap_.begin(), heap_.end(), Later);
+    heap_.pop_back();
     return true;
   }
 
   size_t size() const { return heap_.size(); }
-  size_t MemoryBytes() const { return heap_.size() * sizeof(Entry); }
+  size_t MemoryBytes() const { return heap_.capacity() * sizeof(Entry); }
 
  private:
-  struct Entry {
+  struct [[gnu::packed]] Entry {
     int64_t due;
     uint32_t slot;
-    bool operator>(const Entry& o) const { return due != o.due ? due > o.due : slot > o.slot; }
   };
-  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap_;
+  static_assert(sizeof(Entry) == 12);
+
+  // The heap's order: std::*_heap keep the greatest first, so "greater" is "due later".
+  static bool Later(const Entry& a, const Entry& b) {
+    const int64_t a_due = a.due, b_due = b.due;
+    return a_due != b_due ? a_due > b_due : a.slot > b.slot;
+  }
+
+  std::vector<Entry> heap_;
 };
 
 }  // namespace segd
