@@ -264,10 +264,13 @@ struct ProfileStore::Impl {
     r.size = static_cast<uint32_t>(bytes.size());
   }
   // Replaces blob bytes [begin, end) by `bytes`, which must not point into the blob.
+  // A blob that must grow gets a quarter more room than it needs, so a profile receiving
+  // events is reallocated every few events rather than every other one (an eighth cost
+  // 3-6 % more CPU an update at full ingest, for ~2.5 % less RSS once histories grew).
   void ReplaceRange(Record& r, size_t begin, size_t end, std::string_view bytes) {
     const size_t old_size = r.size;
     const size_t new_size = old_size - (end - begin) + bytes.size();
-    if (new_size > malloc_usable_size(r.data)) Reallocate(r, new_size + new_size / 8);
+    if (new_size > malloc_usable_size(r.data)) Reallocate(r, new_size + new_size / 4);
     if (end != begin + bytes.size()) {
       std::memmove(r.data + begin + bytes.size(), r.data + end, old_size - end);
     }
