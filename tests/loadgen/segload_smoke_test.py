@@ -311,10 +311,14 @@ def main():
                     proc, address = start_segd(args.segd, os.path.join(workdir, f"segd{i}.log"))
                     procs.append(proc)
                     servers.append(address)
-                # A buffer of 1 MiB holds a few hundred profiles: the rest are built
-                # during the replay, and the report says so.
+                # A buffer of 1 MiB holds ~800 profiles in messages of 50 (~65 KB), and a
+                # builder blocks once it is full: the rest are built during the replay,
+                # and the report says so. (With the default 1,000 a message, one builder
+                # took all 2,000 profiles at once and could build them all before its
+                # first message was queued.)
                 result, _, _ = run_segload(
                     args.segload, [f"--servers={','.join(servers)}", "--preload-buffer-mb=1",
+                                   "--replay-batch=50",
                                    "--only=preload,ingest,latency,backfill,funnel"], workdir)
                 check_cluster(result, servers)
             else:
