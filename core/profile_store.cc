@@ -265,7 +265,7 @@ struct ProfileStore::Impl {
   }
   // Replaces blob bytes [begin, end) by `bytes`, which must not point into the blob.
   // A blob that must grow gets a quarter more room than it needs, so a profile receiving
-  // events is reallocated every few events rather than every other one (an eighth cost
+  // events is reallocated every few events rather than every two or three (an eighth cost
   // 3-6 % more CPU an update at full ingest, for ~2.5 % less RSS once histories grew).
   void ReplaceRange(Record& r, size_t begin, size_t end, std::string_view bytes) {
     const size_t old_size = r.size;

@@ -33,7 +33,9 @@ class TimerQueue {
   }
 
   size_t size() const { return heap_.size(); }
-  size_t MemoryBytes() const { return heap_.capacity() * sizeof(Entry); }
+  // The entries held (an estimate: the vector's capacity beyond the most it ever held
+  // was never written, so it is not resident).
+  size_t MemoryBytes() const { return heap_.size() * sizeof(Entry); }
 
  private:
   struct [[gnu::packed]] Entry {
