@@ -74,7 +74,9 @@ uint64_t MemInfoBytes(std::string_view field) {
   uint64_t kb = 0;
   std::string unit;
   while (meminfo >> name >> kb >> unit) {
-    if (name.size() == field.size() + 1 && name.starts_with(field)) return kb * 1024;
+    if (name.ends_with(':') && std::string_view(name).substr(0, name.size() - 1) == field) {
+      return kb * 1024;
+    }
   }
   return 0;
 }
