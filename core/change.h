@@ -32,4 +32,20 @@ struct Change {
   friend bool operator==(const Change&, const Change&) = default;
 };
 
+// A change read in place (ChangeLog::Read), its strings owned by whoever gave it.
+struct ChangeView {
+  std::string_view key;
+  std::string_view segment;
+  ChangeKind kind = ChangeKind::kEnter;
+  int64_t time = 0;
+  Cause cause = Cause::kUpdate;
+
+  ChangeView() = default;
+  ChangeView(std::string_view key, std::string_view segment, ChangeKind kind, int64_t time,
+             Cause cause)
+      : key(key), segment(segment), kind(kind), time(time), cause(cause) {}
+  explicit ChangeView(const Change& c) : ChangeView(c.key, c.segment, c.kind, c.time, c.cause) {}
+  Change ToChange() const { return Change{std::string(key), std::string(segment), kind, time, cause}; }
+};
+
 }  // namespace segd

@@ -55,6 +55,12 @@ uint64_t ChangeLog::begin() const {
 
 absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
                                          std::vector<Change>* out) const {
+  return Read(from, max, segments,
+              [out](const ChangeView& c) { out->push_back(c.ToChange()); });
+}
+
+absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
+                                         absl::FunctionRef<void(const ChangeView&)> visit) const {
   absl::MutexLock lock(&mu_);
   const uint64_t begin = Begin();
   if (from < begin) {
@@ -71,8 +77,8 @@ absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const String
     const Entry& e = page.entries[(pos - first_) % kPageSize];
     const std::string& segment = segment_ids_[e.segment];
     if (segments != nullptr && !segments->contains(segment)) continue;
-    out->push_back(Change{page.keys.substr(e.key_begin, e.key_size), segment, e.kind, e.time,
-                          e.cause});
+    visit(ChangeView(std::string_view(page.keys).substr(e.key_begin, e.key_size), segment,
+                     e.kind, e.time, e.cause));
   }
   return pos;
 }

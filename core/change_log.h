@@ -10,6 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -49,6 +50,11 @@ class ChangeLog {
   // read. OUT_OF_RANGE if `from` is older than begin(); INVALID_ARGUMENT if past end().
   absl::StatusOr<uint64_t> Read(uint64_t from, size_t max, const StringSet* segments,
                                 std::vector<Change>* out) const;
+  // The same, calling visit(change) for each change instead, under the log's lock (the
+  // views are valid during the call only; visit must be quick and must not touch the
+  // log). Nothing is visited on an error.
+  absl::StatusOr<uint64_t> Read(uint64_t from, size_t max, const StringSet* segments,
+                                absl::FunctionRef<void(const ChangeView&)> visit) const;
 
   uint64_t capacity() const { return capacity_; }
 

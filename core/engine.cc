@@ -623,6 +623,15 @@ Snapshot Engine::TakeSnapshot(const StringSet* segments) {
 
 absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                                  std::vector<Change>* out) const {
+  const size_t before = out->size();
+  absl::Status s = ReadChanges(cursor, max, segments,
+                               [out](const ChangeView& c) { out->push_back(c.ToChange()); });
+  if (!s.ok()) out->resize(before);
+  return s;
+}
+
+absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
+                                 absl::FunctionRef<void(const ChangeView&)> visit) const {
   if (cursor->incarnation != incarnation_) {
     return absl::OutOfRangeError(
         "cursor is from another server incarnation; re-subscribe with snapshot");
@@ -632,16 +641,12 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* se
                                                    " shard positions, this server has ",
                                                    shards_.size()));
   }
-  // All or nothing: on an error neither the cursor nor `out` changes.
+  // On an error the cursor does not change.
   Cursor next = *cursor;
-  const size_t before = out->size();
   for (size_t i = 0; i < shards_.size(); ++i) {
     absl::StatusOr<uint64_t> position =
-        shards_[i]->changes().Read(next.positions[i], max, segments, out);
-    if (!position.ok()) {
-      out->resize(before);
-      return position.status();
-    }
+        shards_[i]->changes().Read(next.positions[i], max, segments, visit);
+    if (!position.ok()) return position.status();
     next.positions[i] = *position;
   }
   *cursor = std::move(next);

@@ -12,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/change.h"
@@ -183,6 +184,11 @@ class Engine {
   // fit this engine. On an error neither `cursor` nor `out` changes.
   absl::Status ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                            std::vector<Change>* out) const;
+  // The same, calling visit(change) for each change instead (ChangeLog::Read). On an
+  // error `cursor` does not change, but changes of the shards before the failing one may
+  // have been visited: the caller drops what it made of them.
+  absl::Status ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
+                           absl::FunctionRef<void(const ChangeView&)> visit) const;
   // Calls `listener` (quick, on a shard's thread) whenever changes are appended to any
   // shard's log. Set once, before the engine is shared.
   void SetChangeListener(const std::function<void()>& listener);

@@ -165,34 +165,6 @@ ArrayWriter Extend(size_t n, std::string* out) {
 
 }  // namespace
 
-size_t VarintSize(uint64_t v) { return v == 0 ? 1 : (std::bit_width(v) + 6) / 7; }
-
-void AppendVarint(uint64_t v, std::string* out) {
-  char buf[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  buf[n++] = static_cast<char>(v);
-  out->append(buf, n);
-}
-
-void AppendTag(uint32_t field, WireType type, std::string* out) {
-  AppendVarint((uint64_t{field} << 3) | static_cast<uint64_t>(type), out);
-}
-
-void AppendBytesField(uint32_t field, std::string_view bytes, std::string* out) {
-  AppendTag(field, WireType::kLengthDelimited, out);
-  AppendVarint(bytes.size(), out);
-  out->append(bytes);
-}
-
-void AppendVarintField(uint32_t field, uint64_t v, std::string* out) {
-  AppendTag(field, WireType::kVarint, out);
-  AppendVarint(v, out);
-}
-
 size_t ProfileSize(const ProfileData& profile) {
   size_t n = 0;
   if (!profile.key.empty()) n += FieldSize(profile.key.size());

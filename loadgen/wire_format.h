@@ -7,6 +7,7 @@
 #include "core/profile_update.h"
 #include "core/value.h"
 #include "server/wire_reader.h"
+#include "server/wire_writer.h"
 
 // Protocol-buffer wire format for the few segd.v1 messages segload writes and reads in
 // bulk, without building message objects: preloaded profiles are encoded straight from the
@@ -31,12 +32,11 @@ inline constexpr uint32_t kChangeKey = 1;
 inline constexpr uint32_t kChangeCause = 5;
 inline constexpr uint64_t kCauseUpdate = 1;  // segd.v1.Cause.CAUSE_UPDATE
 
-size_t VarintSize(uint64_t v);
-void AppendVarint(uint64_t v, std::string* out);
-void AppendTag(uint32_t field, WireType type, std::string* out);
-// Tag, length, bytes.
-void AppendBytesField(uint32_t field, std::string_view bytes, std::string* out);
-void AppendVarintField(uint32_t field, uint64_t v, std::string* out);
+using server::wire::AppendBytesField;
+using server::wire::AppendTag;
+using server::wire::AppendVarint;
+using server::wire::AppendVarintField;
+using server::wire::VarintSize;
 
 // The encoded size of a v1.Profile built from `profile` (key, attributes, events; the
 // output-only `segments` are not written), and the encoding itself, appended to `out`.

@@ -15,6 +15,7 @@
 #include "core/segment_catalog.h"
 #include "core/text.h"
 #include "server/convert.h"
+#include "server/wire_writer.h"
 
 namespace segd::server {
 namespace {
@@ -79,6 +80,11 @@ class BatchCache {
 };
 
 namespace {
+
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  const grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
 
 // The sorted segment ids of a filter, one string: equal filters, equal strings ("" for
 // all segments).
@@ -224,17 +230,16 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   }
 
   void NextSnapshotBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    v1::ChangeBatch batch;
+    std::string batch;
     std::vector<Change> changes;
     if (snapshot_.Read(&snapshot_next_, kMaxBatchChanges, &changes) > 0) {
-      for (const Change& c : changes) ToProto(c, batch.add_changes());
+      for (const Change& c : changes) wire::AppendBatchChange(ChangeView(c), &batch);
     } else {
-      batch.set_snapshot_done(true);
-      batch.set_cursor(CursorToBytes(cursor_));
+      wire::AppendBatchEnd(CursorToBytes(cursor_), /*snapshot_done=*/true, &batch);
       snapshot_ = Snapshot();
       phase_ = Phase::kLive;
     }
-    out_ = Serialize(batch);
+    out_ = ToByteBuffer(batch);
   }
 
   // Sets out_ to the changes after cursor_ — a batch another subscription already read
@@ -247,7 +252,14 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       return true;
     }
     const Cursor from = cursor_;
-    std::vector<Change> changes;
+    // The changes are written to the batch's wire bytes as they are read, straight from
+    // the logs' pages: no Change or protobuf message is built for them.
+    std::string batch;
+    size_t changes = 0;
+    const auto add = [&](const ChangeView& c) {
+      wire::AppendBatchChange(c, &batch);
+      ++changes;
+    };
     // Reads in chunks, so that a log's lock (which its shard's appends wait for) is held
     // only briefly, until the batch is full or the logs are exhausted. Changes of other
     // segments count toward a chunk as read, so a filtered subscription reads on past
@@ -255,21 +267,17 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     bool progress = false;
     do {
       const std::vector<uint64_t> before = cursor_.positions;
-      const absl::Status read =
-          engine_.ReadChanges(&cursor_, read_chunk_, segments_.get(), &changes);
+      const absl::Status read = engine_.ReadChanges(&cursor_, read_chunk_, segments_.get(), add);
       if (!read.ok()) {
         FinishLocked(ToGrpcStatus(read));
         return false;
       }
       progress = cursor_.positions != before;
-    } while (progress &&
-             changes.size() + read_chunk_ * cursor_.positions.size() <= kMaxBatchChanges);
-    if (changes.empty() && now - last_write_ < kHeartbeatInterval) return false;
-    v1::ChangeBatch batch;
-    for (const Change& c : changes) ToProto(c, batch.add_changes());
-    batch.set_cursor(CursorToBytes(cursor_));
-    out_ = Serialize(batch);
-    if (!changes.empty()) cache_.Put(filter_, from, {out_, cursor_});
+    } while (progress && changes + read_chunk_ * cursor_.positions.size() <= kMaxBatchChanges);
+    if (changes == 0 && now - last_write_ < kHeartbeatInterval) return false;
+    wire::AppendBatchEnd(CursorToBytes(cursor_), /*snapshot_done=*/false, &batch);
+    out_ = ToByteBuffer(batch);
+    if (changes > 0) cache_.Put(filter_, from, {out_, cursor_});
     return true;
   }
 

@@ -291,13 +291,6 @@ v1::Cause ToProto(Cause cause) {
   return v1::CAUSE_UNSPECIFIED;
 }
 
-void ToProto(const Change& change, v1::Change* out) {
-  out->set_key(change.key);
-  out->set_segment(change.segment);
-  out->set_kind(ToProto(change.kind));
-  out->set_time(change.time);
-  out->set_cause(ToProto(change.cause));
-}
 
 void ToProto(const SegmentInfo& segment, v1::Segment* out) {
   out->set_id(segment.id);

@@ -89,7 +89,6 @@ void ToProto(const Event& event, v1::Event* out);
 void ToProto(const ProfileUpdate& update, v1::ProfileUpdate* out);
 // Attributes, events in history order, segments.
 void ToProto(const ProfileData& profile, v1::Profile* out);
-void ToProto(const Change& change, v1::Change* out);
 void ToProto(const SegmentInfo& segment, v1::Segment* out);
 void ToProto(const PutSegmentResult& result, v1::PutSegmentResponse* out);
 void ToProto(const UpdateError& error, v1::UpdateError* out);

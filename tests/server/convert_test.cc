@@ -533,16 +533,6 @@ TEST_CASE("Change kinds and causes map to the proto enums", "[server][convert]")
     INFO(CauseName(core));
     CHECK(ToProto(core) == proto);
   }
-
-  v1::Change change;
-  ToProto(Change{"user-1", "vip", ChangeKind::kExit, 1234, Cause::kTime}, &change);
-  CHECK_PROTO_EQ(change, ParseText<v1::Change>(R"pb(
-                   key: "user-1"
-                   segment: "vip"
-                   kind: CHANGE_KIND_EXIT
-                   time: 1234
-                   cause: CAUSE_TIME
-                 )pb"));
 }
 
 TEST_CASE("Segments convert both ways", "[server][convert]") {
