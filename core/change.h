@@ -45,7 +45,9 @@ struct ChangeView {
              Cause cause)
       : key(key), segment(segment), kind(kind), time(time), cause(cause) {}
   explicit ChangeView(const Change& c) : ChangeView(c.key, c.segment, c.kind, c.time, c.cause) {}
-  Change ToChange() const { return Change{std::string(key), std::string(segment), kind, time, cause}; }
+  Change ToChange() const {
+    return Change{std::string(key), std::string(segment), kind, time, cause};
+  }
 };
 
 }  // namespace segd

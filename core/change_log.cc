@@ -55,8 +55,7 @@ uint64_t ChangeLog::begin() const {
 
 absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
                                          std::vector<Change>* out) const {
-  return Read(from, max, segments,
-              [out](const ChangeView& c) { out->push_back(c.ToChange()); });
+  return Read(from, max, segments, [out](const ChangeView& c) { out->push_back(c.ToChange()); });
 }
 
 absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const StringSet* segments,
@@ -77,8 +76,8 @@ absl::StatusOr<uint64_t> ChangeLog::Read(uint64_t from, size_t max, const String
     const Entry& e = page.entries[(pos - first_) % kPageSize];
     const std::string& segment = segment_ids_[e.segment];
     if (segments != nullptr && !segments->contains(segment)) continue;
-    visit(ChangeView(std::string_view(page.keys).substr(e.key_begin, e.key_size), segment,
-                     e.kind, e.time, e.cause));
+    visit(ChangeView(std::string_view(page.keys).substr(e.key_begin, e.key_size), segment, e.kind,
+                     e.time, e.cause));
   }
   return pos;
 }

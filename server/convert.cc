@@ -291,7 +291,6 @@ v1::Cause ToProto(Cause cause) {
   return v1::CAUSE_UNSPECIFIED;
 }
 
-
 void ToProto(const SegmentInfo& segment, v1::Segment* out) {
   out->set_id(segment.id);
   out->set_rule(segment.rule);

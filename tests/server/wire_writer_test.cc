@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "server/convert.h"
 #include "segd/v1/segd.pb.h"
+#include "server/convert.h"
 
 namespace segd::server {
 namespace {
@@ -44,8 +44,8 @@ std::string Written(const std::vector<Change>& changes, const std::string& curso
 
 TEST_CASE("Change batches are written as the generated code writes them", "[server][wire]") {
   SECTION("one change of each kind and cause, and the batch's ends") {
-    const Cause causes[] = {Cause::kUpdate,     Cause::kTime,          Cause::kSegmentPut,
-                            Cause::kSegmentDelete, Cause::kReplay,     Cause::kProfileDelete,
+    const Cause causes[] = {Cause::kUpdate,        Cause::kTime,   Cause::kSegmentPut,
+                            Cause::kSegmentDelete, Cause::kReplay, Cause::kProfileDelete,
                             Cause::kSnapshot};
     std::vector<Change> changes;
     for (Cause cause : causes) {
@@ -54,15 +54,15 @@ TEST_CASE("Change batches are written as the generated code writes them", "[serv
     }
     CHECK(Written(changes, "", false) == Generated(changes, "", false));
     CHECK(Written(changes, "cursor-bytes", false) == Generated(changes, "cursor-bytes", false));
-    CHECK(Written({}, "c", true) == Generated({}, "c", true));  // a snapshot's end
+    CHECK(Written({}, "c", true) == Generated({}, "c", true));    // a snapshot's end
     CHECK(Written({}, "c", false) == Generated({}, "c", false));  // a heartbeat
     CHECK(Written({}, "", false).empty());
   }
 
   SECTION("times of 0 and below, and the varints' boundaries") {
-    const int64_t times[] = {0, 1, 127, 128, 16'383, 16'384, -1, -1'000,
-                             std::numeric_limits<int64_t>::min(),
-                             std::numeric_limits<int64_t>::max()};
+    constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    const int64_t times[] = {0, 1, 127, 128, 16'383, 16'384, -1, -1'000, kMin, kMax};
     for (int64_t t : times) {
       INFO(t);
       const std::vector<Change> one = {{"k", "s", ChangeKind::kEnter, t, Cause::kTime}};
@@ -94,8 +94,9 @@ TEST_CASE("Change batches are written as the generated code writes them", "[serv
 }
 
 TEST_CASE("Varints are sized as they are written", "[server][wire]") {
-  const uint64_t values[] = {0, 1, 127, 128, 16'383, 16'384, (uint64_t{1} << 35) - 1,
-                             uint64_t{1} << 35, std::numeric_limits<uint64_t>::max()};
+  constexpr uint64_t k35 = uint64_t{1} << 35;
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  const uint64_t values[] = {0, 1, 127, 128, 16'383, 16'384, k35 - 1, k35, kMax};
   for (uint64_t v : values) {
     std::string bytes;
     wire::AppendVarint(v, &bytes);
