@@ -29,6 +29,29 @@ TEST_CASE("ChangeLog reads on from any held position", "[core][changes]") {
   CHECK(log.Read(11, 4, nullptr, &out).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("ChangeLog's readers in place see what its copying reader sees", "[core][changes]") {
+  ChangeLog log(5000);
+  std::vector<Change> batch;
+  for (int i = 0; i < 4500; ++i) batch.push_back(MakeChange(i));  // across a page
+  log.Append(batch);
+  const StringSet odd = {"odd"};
+  for (const StringSet* filter : {static_cast<const StringSet*>(nullptr), &odd}) {
+    std::vector<Change> copied, viewed;
+    absl::StatusOr<uint64_t> a = log.Read(100, 4200, filter, &copied);
+    absl::StatusOr<uint64_t> b =
+        log.Read(100, 4200, filter, [&](const ChangeView& c) { viewed.push_back(c.ToChange()); });
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(*a == *b);
+    CHECK(copied == viewed);
+    CHECK(copied.size() == (filter == nullptr ? 4200u : 2100u));
+  }
+  int visited = 0;
+  CHECK(log.Read(5000, 10, nullptr, [&](const ChangeView&) { ++visited; }).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(visited == 0);
+}
+
 TEST_CASE("ChangeLog filters by segment and counts skipped changes as read", "[core][changes]") {
   ChangeLog log(100);
   std::vector<Change> batch;

@@ -472,6 +472,34 @@ TEST_CASE("A cursor older than the change log is OUT_OF_RANGE", "[core][changes]
   CHECK(DecodeCursor("garbage").status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("A read that fails moves neither the cursor nor what was read", "[core][changes]") {
+  EngineOptions options;
+  options.change_log_capacity = 3;
+  EngineFixture f(options, 2);
+  f.Put("dk", "country = \"DK\"");
+  std::vector<std::string> keys[2];
+  for (int i = 0; keys[0].empty() || keys[1].size() < 5; ++i) {
+    const std::string key = "u" + std::to_string(i);
+    keys[f.engine.ShardOf(key)].push_back(key);
+  }
+  const Cursor start = f.engine.CurrentCursor();
+  // Shard 0 holds the one change after `start`; shard 1's log has moved past it.
+  f.Set(keys[0][0], {{"country", Value::String("DK")}});
+  for (int i = 0; i < 5; ++i) f.Set(keys[1][i], {{"country", Value::String("DK")}});
+
+  std::vector<Change> out = {Change{"earlier", "dk", ChangeKind::kEnter, 1, Cause::kUpdate}};
+  Cursor cursor = start;
+  CHECK(f.engine.ReadChanges(&cursor, 100, nullptr, &out).code() == absl::StatusCode::kOutOfRange);
+  CHECK(cursor == start);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].key == "earlier");
+
+  cursor = start;
+  CHECK(f.engine.ReadChanges(&cursor, 100, nullptr, [](const ChangeView&) {}).code() ==
+        absl::StatusCode::kOutOfRange);
+  CHECK(cursor == start);
+}
+
 TEST_CASE_METHOD(EngineFixture, "A snapshot and its cut lose and repeat nothing",
                  "[core][changes]") {
   Put("dk", "country = \"DK\"");
