@@ -65,6 +65,10 @@ class Evaluator {
   // Every sub-expression of `rule` with its value, parents before children.
   ExplainResult Explain(const Expr& rule);
 
+  // Whether event i has the selector's type and satisfies its where predicate (its
+  // window is not tested).
+  bool EventMatches(const Selector& s, size_t i);
+
  private:
   Val EvalCompare(const Expr& e);
   // The left fold of the first n operands of a kArith chain.
@@ -74,7 +78,6 @@ class Evaluator {
   // and a literal pattern, remembered in e.results_by_value.
   template <typename Predicate>
   bool StringTest(const Expr& e, const Val& a, const Predicate& test);
-  bool EventMatches(const Selector& s, size_t i);
   void Candidate(int64_t t) {
     if (next_due_ != nullptr && t > now_ && t < *next_due_) *next_due_ = t;
   }

@@ -509,7 +509,11 @@ void ProfileStore::Impl::AddEvent(Record& r, const Event& e, int64_t now, Applie
     codec::PutVarint(&buf, next_time - t);
     end = Offset(r, rest);
   }
-  if (at == b.end) r.last_time = t;
+  if (at == b.end) {
+    r.last_time = t;
+  } else {
+    out->events_appended = false;
+  }
   ReplaceRange(r, Offset(r, at), end, buf);
   ++r.num_events;
   ++total_events;
@@ -649,7 +653,8 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
   AppliedUpdate out;
   const std::optional<Slot> slot = Find(profile.key);
   out.created = !slot;
-  if (slot) {  // everything the old profile had may change
+  out.events_appended = false;  // a whole new history
+  if (slot) {                   // everything the old profile had may change
     const Impl::Record& old = m.rec(*slot);
     const codec::BlobLayout b = m.Layout(old);
     codec::Field f;
@@ -698,7 +703,7 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
     kept.push_back({t, i});
   }
   if (!std::is_sorted(kept.begin(), kept.end())) {  // history order, as a rule
-    std::sort(kept.begin(), kept.end());  // by time, then index: stable by time
+    std::sort(kept.begin(), kept.end());            // by time, then index: stable by time
   }
   if (kept.size() > options_.max_events) {
     kept.erase(kept.begin(), kept.end() - options_.max_events);

@@ -30,6 +30,9 @@ struct AppliedUpdate {
   std::vector<uint32_t> event_types;  // interned types of events added or dropped
   uint32_t events_added = 0;
   bool events_dropped = false;  // max_events dropped an event (so some selector may shrink)
+  // Every event added went after every event the history had (so the events added are
+  // its last events_added events).
+  bool events_appended = true;
 };
 
 // The profiles of one shard, stored compactly (see profile_codec.h): keys, attributes

@@ -143,8 +143,21 @@ bool IsNone(const Expr& e, std::string_view type) {
   return true;
 }
 
+void CollectAppendedEventSelectors(const Expr& e, std::vector<const Selector*>* out) {
+  if (e.kind == ExprKind::kAggregate) out->push_back(&e.selector);
+  if (e.kind == ExprKind::kSequence && !e.steps.empty()) out->push_back(&e.steps.back());
+  // A where predicate holds no aggregate or sequence (the checker rejects them there).
+  for (const auto& c : e.children) CollectAppendedEventSelectors(*c, out);
+}
+
 }  // namespace
 
 Polarity EventPolarity(const Expr& rule, std::string_view type) { return BoolPolarity(rule, type); }
+
+std::vector<const Selector*> AppendedEventSelectors(const Expr& rule) {
+  std::vector<const Selector*> out;
+  CollectAppendedEventSelectors(rule, &out);
+  return out;
+}
 
 }  // namespace segd

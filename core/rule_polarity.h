@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string_view>
+#include <vector>
 
 #include "core/rule.h"
 
@@ -21,5 +22,14 @@ enum class Polarity : int8_t { kNone, kUp, kDown, kUnknown };
 // The polarity of `rule` for events of type `type`; an empty `type` means "events that
 // every selector matches" (what a "*" selector sees).
 Polarity EventPolarity(const Expr& rule, std::string_view type);
+
+// The selectors through which events added after every other event of a history (at the
+// end of its order: time, then arrival) can change `rule`'s result: every aggregate's
+// selector and, of each sequence, its last step only — an appended event can be the last
+// event of a sequence's match and nothing else. An appended event that matches none of
+// them (type and where predicate) leaves the rule's result unchanged, now and until
+// another event is added, unless a where predicate that reads now() may match it later.
+// Pointers into `rule`, in the order written.
+std::vector<const Selector*> AppendedEventSelectors(const Expr& rule);
 
 }  // namespace segd

@@ -19,6 +19,14 @@ struct Shard::SegmentState {
   // polarity for every selector, which only "*" selectors can see).
   absl::flat_hash_map<uint32_t, Polarity> polarity_by_type;
   Polarity any_type_polarity = Polarity::kNone;
+  // The selectors an appended event must match to change the rule (AppendedEventSelectors
+  // of the bound rule), each with whether its where predicate reads now(): such a
+  // predicate may match the event later, so an event of its type counts as matching.
+  struct AppendedSelector {
+    const Selector* selector;
+    bool where_reads_now;
+  };
+  std::vector<AppendedSelector> appended_selectors;
   ProfileStore::LoadParts reads = ProfileStore::kAll;  // what the rule reads of a profile
 };
 
@@ -76,8 +84,10 @@ void Shard::MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_d
   const SegmentState& s = *segments_[segment_slot];
   auto it = s.polarity_by_type.find(type);
   const Polarity p = it != s.polarity_by_type.end() ? it->second : s.any_type_polarity;
-  if (events_dropped || (p != Polarity::kUp && p != Polarity::kDown)) {
+  if (events_dropped) {
     Mark(segment_slot, kEvaluate);
+  } else if (p != Polarity::kUp && p != Polarity::kDown) {
+    Mark(segment_slot, kEventsAdded);
   } else {
     Mark(segment_slot, p == Polarity::kUp ? kSkipIfMember : kSkipIfNotMember);
   }
@@ -124,6 +134,11 @@ int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
       loaded |= s.reads;
       store_.Load(p, at, &view_, static_cast<ProfileStore::LoadParts>(loaded));
     }
+    if ((reason & kEvaluate) == 0 && appended_events_ > 0 && !MatchesAppendedEvents(s, at)) {
+      // Only events were added, after every other, and none is one the rule can see.
+      ++evaluations_skipped_;
+      continue;
+    }
     Evaluator eval(view_, at, options_.retention_ms, &membership,
                    s.time_dependent ? &due : nullptr);
     ++evaluations_;
@@ -134,6 +149,19 @@ int64_t Shard::Reevaluate(Slot p, int64_t at, Cause cause, bool quiet) {
     for (uint32_t d : s.dependents) Mark(d);
   }
   return due;
+}
+
+bool Shard::MatchesAppendedEvents(const SegmentState& s, int64_t at) {
+  const size_t n = view_.num_events();
+  if (n < appended_events_) return true;  // not all in the view: cannot tell
+  Evaluator eval(view_, at, options_.retention_ms, /*segments=*/nullptr);
+  for (size_t i = n - appended_events_; i < n; ++i) {
+    for (const auto& [selector, where_reads_now] : s.appended_selectors) {
+      if (!selector->any_type && view_.event_type(i) != selector->type_id) continue;
+      if (where_reads_now || eval.EventMatches(*selector, i)) return true;
+    }
+  }
+  return false;
 }
 
 // REQUIRES: when !replace, `due` only lowers the timer (the other time-dependent
@@ -186,7 +214,10 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
       for (uint32_t slot : any_event_type_) MarkForEventType(slot, type, applied->events_dropped);
     }
   }
+  appended_events_ =
+      applied->events_appended && !applied->events_dropped ? applied->events_added : 0;
   const int64_t due = Reevaluate(p, now_, Cause::kUpdate, /*quiet=*/false);
+  appended_events_ = 0;
   Schedule(p, due, /*replace=*/applied->created);
   return absl::OkStatus();
 }
@@ -293,6 +324,12 @@ SegmentDiff Shard::PutSegment(const std::shared_ptr<const SegmentDef>& def,
   }
   state->any_type_polarity =
       def->info.any_event_type ? EventPolarity(*def->rule, "") : Polarity::kNone;
+  state->appended_selectors.clear();
+  for (const Selector* selector : AppendedEventSelectors(*state->rule)) {
+    const bool where_reads_now =
+        selector->where != nullptr && CollectRuleInfo(*selector->where).reads_now;
+    state->appended_selectors.push_back({selector, where_reads_now});
+  }
   RebuildIndexes(catalog);
   GrowTable();
 

@@ -157,7 +157,7 @@ class Shard {
   struct ScanRule {
     ScanRule(const Expr& rule, ProfileStore::LoadParts parts);
     const Expr& rule;
-    ProfileStore::LoadParts parts;   // what the whole rule reads
+    ProfileStore::LoadParts parts;    // what the whole rule reads
     std::vector<const Expr*> guards;  // empty unless the rule also reads events
   };
   // False if a guard of `r` is false for profile p: then so is the rule, at any time,
@@ -171,10 +171,18 @@ class Shard {
   ProfileData ReadProfile(Slot p) const;
   void SetMember(SegmentState& s, Slot p, bool member);
   void GrowTable();
-  // Why a segment is marked for re-evaluation (bits of marked_): it must be evaluated,
-  // or it may be skipped when the profile is a member (kSkipIfMember) or not
-  // (kSkipIfNotMember) because the update only added events it is monotone in.
-  enum MarkReason : uint8_t { kEvaluate = 1, kSkipIfMember = 2, kSkipIfNotMember = 4 };
+  // Why a segment is marked for re-evaluation (bits of marked_): it must be evaluated
+  // (kEvaluate), or the update only added events, and then it may be skipped when the
+  // profile is a member (kSkipIfMember) or not (kSkipIfNotMember) because the rule is
+  // monotone in them, or (any of these three bits, kEventsAdded for a rule that can move
+  // both ways) when they were appended and the rule can see none of them
+  // (MatchesAppendedEvents).
+  enum MarkReason : uint8_t {
+    kEvaluate = 1,
+    kSkipIfMember = 2,
+    kSkipIfNotMember = 4,
+    kEventsAdded = 8,
+  };
   void Mark(uint32_t segment_slot, uint8_t reason = kEvaluate);
   void MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_dropped);
   void MarkAll();
@@ -183,6 +191,9 @@ class Shard {
   // every segment whose membership changes; emits changes (unless quiet). Returns the
   // earliest candidate time of the time-dependent segments evaluated.
   int64_t Reevaluate(Slot p, int64_t at, Cause cause, bool quiet);
+  // Whether one of the last appended_events_ events of view_ (which holds p's events)
+  // matches a selector through which appended events can change s's rule.
+  bool MatchesAppendedEvents(const SegmentState& s, int64_t at);
   void Schedule(Slot p, int64_t due, bool replace);
   void Emit(Slot p, const SegmentState& s, ChangeKind kind, int64_t time, Cause cause);
   void Bind(Expr& rule, const SegmentCatalog& catalog, bool intern);
@@ -205,6 +216,9 @@ class Shard {
 
   std::vector<uint32_t> marked_ranks_;  // min-heap of ranks to evaluate
   std::vector<uint8_t> marked_;         // by segment slot: MarkReason bits
+  // While Apply re-evaluates: how many events the update appended after every event of
+  // the history (0 when it added none, dropped one, or inserted one earlier).
+  uint32_t appended_events_ = 0;
 
   MembershipTable table_;  // by profile slot: memberships and the due time of its timer
   TimerQueue timers_;

@@ -244,6 +244,71 @@ TEST_CASE("Members of a rule monotone in the added events are not re-evaluated",
   CHECK(f.IsMember("p", "no_login"));
 }
 
+TEST_CASE("An appended event that no selector of a rule can see does not re-evaluate it",
+          "[core][incremental]") {
+  EngineFixture f(EngineOptions{}, 1);
+  f.Put("shoes", "count(view where url starts_with \"/shoes\" within 3d) >= 2");
+  f.Put("funnel", "sequence(view, cart, buy within 7d)");
+  f.Put("spend", "sum(buy.amount where amount > 0) > 10");  // moves both ways
+  auto url = [](std::string u) { return NamedValues{{"url", Value::String(std::move(u))}}; };
+  auto amount = [](int64_t a) { return NamedValues{{"amount", Value::Int(a)}}; };
+  f.AddEvent("p", MakeEvent("view", kT0 - 3, url("/shoes/1")));  // created: all evaluated
+  auto evaluations = [&] { return Evaluations(f.engine); };
+  const uint64_t skipped_before = f.engine.shard(0).Stats().evaluations_skipped;
+  uint64_t before = evaluations();
+
+  f.AddEvent("p",
+             MakeEvent("view", kT0 - 2, url("/bags/1")));  // not a shoe; not funnel's last step
+  f.AddEvent("p", MakeEvent("cart", kT0 - 1));             // not funnel's last step
+  CHECK(evaluations() - before == 0);
+  CHECK(f.engine.shard(0).Stats().evaluations_skipped - skipped_before == 3);
+
+  f.AddEvent("p", MakeEvent("buy", kT0, amount(-5)));  // funnel completes; spend's where fails
+  CHECK(evaluations() - before == 1);
+  CHECK(f.IsMember("p", "funnel"));
+  CHECK_FALSE(f.IsMember("p", "spend"));
+
+  f.AddEvent("p", MakeEvent("view", kT0, url("/shoes/2")));  // the second shoe
+  CHECK(evaluations() - before == 2);
+  CHECK(f.IsMember("p", "shoes"));
+
+  f.AddEvent("p", MakeEvent("buy", kT0, amount(20)));
+  CHECK(evaluations() - before == 3);
+  CHECK(f.IsMember("p", "spend"));
+
+  // The skipped evaluations left the timers right: shoes leaves when the first shoe does.
+  f.SetTime(kT0 - 3 + 3 * kDay);
+  CHECK_FALSE(f.IsMember("p", "shoes"));
+  CHECK(f.IsMember("p", "funnel"));
+}
+
+TEST_CASE("An event inserted before the last can be any step of a sequence",
+          "[core][incremental]") {
+  EngineFixture f(EngineOptions{}, 1);
+  f.Put("funnel", "sequence(view, cart, buy within 7d)");
+  f.AddEvent("p", MakeEvent("cart", kT0 - 2));
+  f.AddEvent("p", MakeEvent("buy", kT0 - 1));
+  CHECK_FALSE(f.IsMember("p", "funnel"));
+  f.AddEvent("p", MakeEvent("view", kT0 - 3));  // late: goes first, and completes it
+  CHECK(f.IsMember("p", "funnel"));
+}
+
+TEST_CASE("An appended event a where predicate with now() may match later is evaluated",
+          "[core][incremental][time]") {
+  EngineFixture f(EngineOptions{}, 1);
+  f.Put("due", "did(task where due_at < now())");
+  f.AddEvent("p", MakeEvent("login", kT0));  // created
+  f.AddEvent("p", MakeEvent("task", kT0, {{"due_at", Value::Time(kT0 + kHour)}}));
+  CHECK_FALSE(f.IsMember("p", "due"));
+  f.TakeChanges();
+  f.SetTime(kT0 + 2 * kHour);
+  CHECK(f.IsMember("p", "due"));
+  const std::vector<Change> changes = f.TakeChanges();
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].kind == ChangeKind::kEnter);
+  CHECK(changes[0].time == kT0 + kHour + 1);
+}
+
 TEST_CASE("Dropping the oldest event past max-events re-evaluates its type",
           "[core][incremental]") {
   EngineOptions options;
@@ -601,9 +666,11 @@ TEST_CASE("Funnel on event heads agrees with the evaluator's matching", "[core][
   }
   f.SetTime(kT0 + 3 * kDay);  // the oldest events are now past retention
   const std::string always = " where has(x) or not has(x)";
-  for (const std::vector<std::string>& steps :
-       {std::vector<std::string>{"view", "cart", "buy"}, {"cart", "*", "cart"}, {"buy"},
-        {"view", "never_sent", "buy"}, {"*", "*", "*", "*", "*"}}) {
+  for (const std::vector<std::string>& steps : {std::vector<std::string>{"view", "cart", "buy"},
+                                                {"cart", "*", "cart"},
+                                                {"buy"},
+                                                {"view", "never_sent", "buy"},
+                                                {"*", "*", "*", "*", "*"}}) {
     std::vector<std::string> slow;
     for (const std::string& s : steps) slow.push_back(s + always);
     for (int64_t within : {int64_t{0}, kDay, 3 * kDay, 20 * kDay}) {
@@ -711,7 +778,7 @@ TEST_CASE_METHOD(EngineFixture,
     int64_t age;
     bool buy;
   };
-  const std::vector<P> people = {{"se_buyer", "SE", 30, true},  {"se_kid", "SE", 12, true},
+  const std::vector<P> people = {{"se_buyer", "SE", 30, true}, {"se_kid", "SE", 12, true},
                                  {"se_idle", "SE", 40, false}, {"dk_buyer", "DK", 30, true},
                                  {"dk_idle", "DK", 30, false}, {"se_buyer2", "SE", 18, true}};
   for (const P& p : people) {

@@ -52,3 +52,36 @@ TEST_CASE("Rules that do not read the type are kNone", "[core][polarity]") {
 
 }  // namespace
 }  // namespace segd
+
+namespace segd {
+namespace {
+
+// AppendedEventSelectors of `rule`, each as its event type and where predicate's text.
+std::vector<std::string> Appended(const std::string& rule) {
+  absl::StatusOr<std::unique_ptr<Expr>> e = ParseRule(rule);
+  INFO(rule << ": " << e.status().message());
+  REQUIRE(e.ok());
+  std::vector<std::string> out;
+  for (const Selector* s : AppendedEventSelectors(**e)) {
+    out.push_back(s->where == nullptr ? s->event_type : s->event_type + " where " + s->where->text);
+  }
+  return out;
+}
+
+TEST_CASE("Appended events reach a rule through its aggregates and its sequences' last steps",
+          "[core][polarity]") {
+  using V = std::vector<std::string>;
+  CHECK(Appended("country = \"DK\"") == V{});
+  CHECK(Appended("sequence(view, cart, buy within 7d)") == V{"buy"});
+  CHECK(Appended("sequence(view where url starts_with \"/s\", * where n > 1)") ==
+        V{"* where n > 1"});
+  CHECK(Appended("count(view where url starts_with \"/shoes\" within 3d) >= 2") ==
+        V{"view where url starts_with \"/shoes\""});
+  CHECK(Appended("in_segment(\"vip\") and not did(view within 2d) or sum(buy.amount) > "
+                 "avg(buy.amount where amount > 0) + count(*)") ==
+        V{"view", "buy", "buy where amount > 0", "*"});
+  CHECK(Appended("last(login) > now() - 1h and sequence(a, b) and did(c)") == V{"login", "b", "c"});
+}
+
+}  // namespace
+}  // namespace segd
