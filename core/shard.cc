@@ -80,17 +80,12 @@ void Shard::Mark(uint32_t segment_slot, uint8_t reason) {
   std::push_heap(marked_ranks_.begin(), marked_ranks_.end(), std::greater<>());
 }
 
-void Shard::MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_dropped) {
-  const SegmentState& s = *segments_[segment_slot];
+Shard::MarkReason Shard::EventsAddedMark(const SegmentState& s, uint32_t type) {
   auto it = s.polarity_by_type.find(type);
   const Polarity p = it != s.polarity_by_type.end() ? it->second : s.any_type_polarity;
-  if (events_dropped) {
-    Mark(segment_slot, kEvaluate);
-  } else if (p != Polarity::kUp && p != Polarity::kDown) {
-    Mark(segment_slot, kEventsAdded);
-  } else {
-    Mark(segment_slot, p == Polarity::kUp ? kSkipIfMember : kSkipIfNotMember);
-  }
+  if (p == Polarity::kUp) return kSkipIfMember;
+  if (p == Polarity::kDown) return kSkipIfNotMember;
+  return kEventsAdded;
 }
 
 void Shard::MarkAll() {
@@ -209,9 +204,13 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
     }
     for (uint32_t type : applied->event_types) {
       if (auto it = by_event_type_.find(type); it != by_event_type_.end()) {
-        for (uint32_t slot : it->second) MarkForEventType(slot, type, applied->events_dropped);
+        for (const auto& [slot, mark] : it->second) {
+          Mark(slot, applied->events_dropped ? kEvaluate : mark);
+        }
       }
-      for (uint32_t slot : any_event_type_) MarkForEventType(slot, type, applied->events_dropped);
+      for (uint32_t slot : any_event_type_) {
+        Mark(slot, applied->events_dropped ? kEvaluate : EventsAddedMark(*segments_[slot], type));
+      }
     }
   }
   appended_events_ =
@@ -298,7 +297,10 @@ void Shard::RebuildIndexes(const SegmentCatalog& catalog) {
     order_.push_back(slot);
     const RuleInfo& info = def->info;
     for (const std::string& a : info.attributes) by_attribute_[names.Intern(a)].push_back(slot);
-    for (const std::string& t : info.event_types) by_event_type_[names.Intern(t)].push_back(slot);
+    for (const std::string& t : info.event_types) {
+      const uint32_t type = names.Intern(t);
+      by_event_type_[type].push_back({slot, EventsAddedMark(*segments_[slot], type)});
+    }
     if (info.any_event_type) any_event_type_.push_back(slot);
     if (info.time_dependent()) time_dependent_.push_back(slot);
     for (const std::string& ref : info.segments) {

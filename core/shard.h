@@ -184,7 +184,8 @@ class Shard {
     kEventsAdded = 8,
   };
   void Mark(uint32_t segment_slot, uint8_t reason = kEvaluate);
-  void MarkForEventType(uint32_t segment_slot, uint32_t type, bool events_dropped);
+  // The mark an update that added events of `type`, dropping none, makes on s.
+  static MarkReason EventsAddedMark(const SegmentState& s, uint32_t type);
   void MarkAll();
   void MarkTimeDependent();
   // Evaluates the marked segments for profile p as of `at`, cascading to dependents of
@@ -209,8 +210,9 @@ class Shard {
   std::vector<std::unique_ptr<SegmentState>> segments_;  // by segment slot
   std::vector<uint32_t> order_;                          // segment slots, dependency order
   std::vector<uint32_t> rank_;                           // by segment slot: index in order_
-  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_attribute_;   // name id -> slots
-  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_event_type_;  // type id -> slots
+  absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_attribute_;  // name id -> slots
+  // type id -> the segments that select it, each with its EventsAddedMark
+  absl::flat_hash_map<uint32_t, std::vector<std::pair<uint32_t, MarkReason>>> by_event_type_;
   std::vector<uint32_t> any_event_type_;  // slots of segments with a "*" selector
   std::vector<uint32_t> time_dependent_;  // slots of time-dependent segments
 
