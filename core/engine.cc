@@ -653,8 +653,11 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* se
   return absl::OkStatus();
 }
 
-void Engine::SetChangeListener(const std::function<void()>& listener) {
-  for (auto& shard : shards_) shard->changes().SetListener(listener);
+void Engine::SetChangeListener(const std::function<void(bool more_queued)>& listener) {
+  for (auto& shard : shards_) {
+    shard->changes().SetListener(
+        [this, index = shard->index(), listener] { listener(executor_->HasQueued(index)); });
+  }
 }
 
 // ---- Stats ----

@@ -28,6 +28,7 @@ void ThreadedExecutor::Post(int shard, Task task) {
   Queue& q = *queues_[shard];
   absl::MutexLock lock(&q.mu);
   q.tasks.push_back(std::move(task));
+  q.waiting.fetch_add(1, std::memory_order_relaxed);
 }
 
 // Takes every queued task at once, so a burst of small posts costs one lock round.
@@ -43,7 +44,10 @@ void ThreadedExecutor::Run(Queue* q) {
       if (q->tasks.empty()) return;  // stopping, and drained
       batch.swap(q->tasks);
     }
-    for (Task& task : batch) std::move(task)();
+    for (Task& task : batch) {
+      q->waiting.fetch_sub(1, std::memory_order_relaxed);
+      std::move(task)();
+    }
     batch.clear();
   }
 }

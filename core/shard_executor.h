@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <thread>
@@ -20,6 +21,10 @@ class ShardExecutor {
   using Task = absl::AnyInvocable<void() &&>;
   virtual ~ShardExecutor() = default;
   virtual void Post(int shard, Task task) = 0;
+  // Whether tasks posted to `shard` wait to start behind the one running: asked by a task
+  // that may leave work to be done with theirs. Any thread; a hint, true or false by the
+  // time it returns.
+  virtual bool HasQueued(int /*shard*/) const { return false; }
 };
 
 // Runs each task at once, on the posting thread: for tests, benchmarks and tools that
@@ -40,11 +45,15 @@ class ThreadedExecutor final : public ShardExecutor {
   ThreadedExecutor& operator=(const ThreadedExecutor&) = delete;
 
   void Post(int shard, Task task) override;
+  bool HasQueued(int shard) const override {
+    return queues_[shard]->waiting.load(std::memory_order_relaxed) > 0;
+  }
 
  private:
   struct Queue {
     absl::Mutex mu;
     std::deque<Task> tasks ABSL_GUARDED_BY(mu);
+    std::atomic<size_t> waiting{0};  // posted, not yet started
     bool stopping ABSL_GUARDED_BY(mu) = false;
     std::thread thread;
   };

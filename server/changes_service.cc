@@ -29,6 +29,10 @@ constexpr size_t kReadChunk = 256;
 constexpr absl::Duration kHeartbeatInterval = absl::Milliseconds(500);
 // How often the pump looks for due heartbeats when no change wakes it.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
+// How long a change may wait for the pump while shards are busy (SubscriptionHub's
+// pacing): under load, subscribers get one batch this often rather than one per shard
+// batch.
+constexpr absl::Duration kPacingInterval = absl::Milliseconds(2);
 
 // Live batches are kept for sharing while they may still be asked for: subscriptions
 // that follow the stream together are at most a few batches apart.
@@ -179,6 +183,11 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       }
       return;
     }
+    if (phase_ == Phase::kLive && !catching_up_ && !finishing_.has_value()) {
+      // What came during the write goes with what comes next, on the pump's pass.
+      wakeup_->NotifyPaced();
+      return;
+    }
     Advance(absl::Now());
   }
 
@@ -249,6 +258,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     if (std::optional<BatchCache::Batch> shared = cache_.Find(filter_, cursor_)) {
       out_ = std::move(shared->bytes);
       cursor_ = std::move(shared->end);
+      catching_up_ = false;
       return true;
     }
     const Cursor from = cursor_;
@@ -274,6 +284,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       }
       progress = cursor_.positions != before;
     } while (progress && changes + read_chunk_ * cursor_.positions.size() <= kMaxBatchChanges);
+    catching_up_ = progress;  // the batch is full, not the logs read to their end
     if (changes == 0 && now - last_write_ < kHeartbeatInterval) return false;
     wire::AppendBatchEnd(CursorToBytes(cursor_), /*snapshot_done=*/false, &batch);
     out_ = ToByteBuffer(batch);
@@ -303,6 +314,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   Snapshot::Position snapshot_next_ ABSL_GUARDED_BY(mu_);
   grpc::ByteBuffer out_ ABSL_GUARDED_BY(mu_);  // the write in flight: a ChangeBatch
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool catching_up_ ABSL_GUARDED_BY(mu_) = false;  // the last live batch stopped full
   // The live phase starts with a batch at once: the subscriber learns its cursor.
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::optional<grpc::Status> finishing_ ABSL_GUARDED_BY(mu_);  // Finish after the write
@@ -314,7 +326,7 @@ class Subscription final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 ChangesService::ChangesService(ServiceEnv& env)
     : env_(env),
       cache_(std::make_unique<BatchCache>()),
-      hub_(std::make_unique<SubscriptionHub>(env.engine, kPollInterval)) {}
+      hub_(std::make_unique<SubscriptionHub>(env.engine, kPollInterval, kPacingInterval)) {}
 
 ChangesService::~ChangesService() = default;
 

@@ -6,20 +6,31 @@
 
 namespace segd::server {
 
-// A wakeup is lost neither way: Notify() sets pending_ before it takes mu_, and Wait()
-// checks pending_ under mu_ before it sleeps, so a Notify() that comes after that check
+// A wakeup is lost neither way: Notify() sets signaled_ before it takes mu_, and Wait()
+// checks signaled_ under mu_ before it sleeps, so a Notify() that comes after that check
 // can only take mu_ once the waiter sleeps, and its Signal() wakes it.
 void SubscriptionHub::Wakeup::Notify() {
-  if (pending_.exchange(true, std::memory_order_acq_rel)) return;
+  changed_.store(true);
+  if (signaled_.exchange(true)) return;
   absl::MutexLock lock(&mu_);
   cv_.Signal();
 }
 
-bool SubscriptionHub::Wakeup::Wait(absl::Duration timeout) {
+void SubscriptionHub::Wakeup::NotifyPaced() {
+  changed_.store(true);
+  if (pacing_.load()) return;  // the pump passes within its pacing interval
+  Notify();
+}
+
+bool SubscriptionHub::Wakeup::Wait(absl::Duration timeout, bool pacing, bool* changed) {
   absl::MutexLock lock(&mu_);
-  if (!stopped_ && !pending_.load(std::memory_order_acquire)) cv_.WaitWithTimeout(&mu_, timeout);
-  // Taken before the pump's pass, so that changes appended during it wake it again.
-  pending_.store(false, std::memory_order_release);
+  pacing_.store(pacing);
+  if (!stopped_ && !signaled_.load() && (pacing || !changed_.load())) {
+    cv_.WaitWithTimeout(&mu_, timeout);
+  }
+  // Cleared before the pump's pass, so that changes appended during it count for the next.
+  signaled_.store(false);
+  *changed = changed_.exchange(false);
   return !stopped_;
 }
 
@@ -29,9 +40,11 @@ void SubscriptionHub::Wakeup::Stop() {
   cv_.SignalAll();
 }
 
-SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval)
-    : poll_interval_(poll_interval) {
-  engine.SetChangeListener([wakeup = wakeup_] { wakeup->NotifyOfChanges(); });
+SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval,
+                                 absl::Duration pacing_interval)
+    : poll_interval_(poll_interval), pacing_interval_(pacing_interval) {
+  engine.SetChangeListener(
+      [wakeup = wakeup_](bool more_queued) { wakeup->NotifyOfChanges(more_queued); });
   pump_ = std::thread([this] {
     NameThisThread("segd-pump");
     Run();
@@ -76,7 +89,9 @@ std::vector<std::shared_ptr<SubscriptionHub::Subscriber>> SubscriptionHub::Close
 
 void SubscriptionHub::Run() {
   std::vector<std::shared_ptr<Subscriber>> pass;
-  while (wakeup_->Wait(poll_interval_)) {
+  // Paced while each pass finds changes appended since the one before.
+  bool changed = false;
+  while (wakeup_->Wait(changed ? pacing_interval_ : poll_interval_, changed, &changed)) {
     {
       absl::MutexLock lock(&mu_);
       pass.reserve(subscribers_.size());

@@ -16,14 +16,23 @@ namespace segd::server {
 // The thread that moves changes from the engine's change logs to the open change-stream
 // subscriptions (SPEC §4), and the registry of those subscriptions.
 //
-// The engine's change listener only raises a flag and signals the pump (Wakeup), and only
-// while a subscription is registered: with none, appending changes wakes no thread (a
-// subscription added later reads them from its cursor, and its Add wakes the pump). The
-// pump then polls every registered subscriber, which reads the logs after its own cursor
-// and starts a write if it has none in flight. The pump also wakes every
-// `poll_interval`, so that idle subscribers send their heartbeats. It never waits for a
-// subscriber: one with a write in flight is skipped, and continues by itself when the
-// write completes. Ingest thus never waits for the pump or for any subscriber.
+// The engine's change listener only raises flags and, when a wakeup is due, signals the
+// pump (Wakeup), and only while a subscription is registered: with none, appending
+// changes wakes no thread (a subscription added later reads them from its cursor, and its
+// Add wakes the pump). The pump then polls every registered subscriber, which reads the
+// logs after its own cursor and starts a write if it has none in flight. It never waits
+// for a subscriber: one with a write in flight is skipped, and continues by itself when
+// the write completes. Ingest thus never waits for the pump or for any subscriber.
+//
+// Pacing: while changes keep coming, the pump also passes on its own every
+// `pacing_interval`, and a shard that appends changes with more work queued behind them
+// (a busy shard: more changes are on their way) does not wake it, but leaves them to
+// that pass. Under load the changes of several shard batches thus go out together, one
+// subscriber batch where there would be several (each batch costs a write, a wakeup and a
+// read on both sides, whatever its size), and each waits at most `pacing_interval`. A
+// shard that runs out of work wakes the pump at once, so a change made when the server is
+// not backlogged is sent at once. Once a pass finds nothing new, the pump sleeps until
+// woken or `poll_interval`, when idle subscribers send their heartbeats.
 //
 // Thread safety: all methods may be called from any thread.
 class SubscriptionHub {
@@ -37,24 +46,43 @@ class SubscriptionHub {
     virtual void Poll(absl::Time now) = 0;
   };
 
-  // A flag and a condition variable: Notify() is cheap enough for the engine's change
-  // listener (a shard thread takes no lock when a wakeup is already pending). Shared,
-  // because the engine's listener and pending snapshot callbacks may outlive the hub.
+  // Flags and a condition variable: cheap enough for the engine's change listener (a
+  // shard thread takes no lock when a wakeup is already signaled, or left to the pump's
+  // pacing). Shared, because the engine's listener and pending snapshot callbacks may
+  // outlive the hub.
   class Wakeup {
    public:
+    // Wakes the pump now.
     void Notify();
-    // Notify() if a subscription is registered (the engine's change listener).
-    void NotifyOfChanges() {
-      if (subscribers_.load() > 0) Notify();
+    // Asks for a pass: the pump's next paced one if it is pacing, else Notify().
+    void NotifyPaced();
+    // The engine's change listener: changes were appended to a shard's log, and that
+    // shard has `more_queued` work. Does nothing while no subscription is registered;
+    // else NotifyPaced() for a busy shard, Notify() for one that ran out of work.
+    void NotifyOfChanges(bool more_queued) {
+      if (subscribers_.load() == 0) return;
+      if (more_queued) {
+        NotifyPaced();
+      } else {
+        Notify();
+      }
     }
-    // Waits until Notify() or `timeout`; false once Stop() was called.
-    bool Wait(absl::Duration timeout);
+    // Waits until Notify(), `timeout`, or (unless `pacing`) changes appended since the
+    // last pass; false once Stop() was called. Sets *changed to whether changes were
+    // appended (or Notify() called) since the previous Wait returned.
+    bool Wait(absl::Duration timeout, bool pacing, bool* changed);
     void Stop();
 
    private:
     friend class SubscriptionHub;
 
-    std::atomic<bool> pending_{false};
+    // Every access is sequentially consistent: a shard stores changed_ and then loads
+    // pacing_; the pump stores pacing_ and then (under mu_) loads changed_. So either the
+    // shard sees that the pump stopped pacing and wakes it, or the pump sees the changes
+    // and does not sleep.
+    std::atomic<bool> changed_{false};   // changes appended since the pass began
+    std::atomic<bool> signaled_{false};  // Notify() since the pass began
+    std::atomic<bool> pacing_{false};
     // Set by the hub under its mu_ before Add's Notify(). A shard that appends changes
     // and then reads 0 here misses no subscription: one added after that read gets the
     // changes from the log on the pump's pass that its own Notify() starts.
@@ -67,7 +95,7 @@ class SubscriptionHub {
   // Installs the engine's change listener and starts the pump.
   // REQUIRES: the engine is not yet shared (Engine::SetChangeListener); it outlives the
   // hub.
-  SubscriptionHub(Engine& engine, absl::Duration poll_interval);
+  SubscriptionHub(Engine& engine, absl::Duration poll_interval, absl::Duration pacing_interval);
   // Stops and joins the pump.
   ~SubscriptionHub();
   SubscriptionHub(const SubscriptionHub&) = delete;
@@ -89,6 +117,7 @@ class SubscriptionHub {
   void Run();
 
   const absl::Duration poll_interval_;
+  const absl::Duration pacing_interval_;
   const std::shared_ptr<Wakeup> wakeup_ = std::make_shared<Wakeup>();
   absl::Mutex mu_;
   absl::flat_hash_map<const Subscriber*, std::shared_ptr<Subscriber>> subscribers_

@@ -30,6 +30,66 @@ TEST_CASE("ThreadedExecutor runs each shard's tasks in order, and all before it 
   }
 }
 
+TEST_CASE("ThreadedExecutor tells a task whether more work waits behind it", "[core][threads]") {
+  ThreadedExecutor executor(2);
+  absl::Notification started, release;
+  std::vector<bool> queued_behind;  // written by shard 0's tasks only
+  executor.Post(0, [&] {
+    started.Notify();
+    release.WaitForNotification();
+    queued_behind.push_back(executor.HasQueued(0));
+  });
+  started.WaitForNotification();
+  CHECK_FALSE(executor.HasQueued(0));  // the running task is not waiting
+  executor.Post(0, [&] { queued_behind.push_back(executor.HasQueued(0)); });
+  executor.Post(0, [&] { queued_behind.push_back(executor.HasQueued(0)); });
+  CHECK(executor.HasQueued(0));
+  CHECK_FALSE(executor.HasQueued(1));  // per shard
+  absl::Notification done;
+  executor.Post(0, [&] { done.Notify(); });
+  release.Notify();
+  done.WaitForNotification();
+  CHECK(queued_behind == std::vector<bool>{true, true, true});
+  absl::Notification last;
+  executor.Post(0, [&] {
+    queued_behind.push_back(executor.HasQueued(0));
+    last.Notify();
+  });
+  last.WaitForNotification();
+  CHECK(queued_behind.back() == false);
+}
+
+TEST_CASE("The change listener hears whether the appending shard has more work queued",
+          "[core][threads]") {
+  ThreadedExecutor executor(1);
+  ManualClock clock(kT0);
+  Engine engine(EngineOptions(), 1, clock, &executor);
+  REQUIRE(engine.PutSegment({"big", "n >= 100", ""}, false).ok());
+  std::vector<bool> heard;  // written on the shard's thread only
+  engine.SetChangeListener([&](bool more_queued) { heard.push_back(more_queued); });
+
+  absl::Notification started, release;
+  executor.Post(0, [&] {
+    started.Notify();
+    release.WaitForNotification();
+  });
+  started.WaitForNotification();
+  // Two batches queue up behind the blocked task; each makes one change.
+  std::vector<absl::Notification> acked(2);
+  for (int b = 0; b < 2; ++b) {
+    ProfileUpdate u;
+    u.key = "k" + std::to_string(b);
+    u.set.emplace_back("n", Value::Int(500));
+    std::vector<ProfileUpdate> batch;
+    batch.push_back(std::move(u));
+    engine.ApplyAsync(std::move(batch), [&acked, b](BatchResult) { acked[b].Notify(); });
+  }
+  release.Notify();
+  for (absl::Notification& a : acked) a.WaitForNotification();
+  // The first batch's changes were appended with the second waiting, the second's alone.
+  CHECK(heard == std::vector<bool>{true, false});
+}
+
 TEST_CASE("ThreadedExecutor names each shard's thread after its shard", "[core][threads]") {
   std::vector<std::string> names(12);
   {
