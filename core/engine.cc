@@ -653,10 +653,10 @@ absl::Status Engine::ReadChanges(Cursor* cursor, size_t max, const StringSet* se
   return absl::OkStatus();
 }
 
-void Engine::SetChangeListener(const std::function<void(bool more_queued)>& listener) {
+void Engine::SetChangeListener(const std::function<void(size_t queued)>& listener) {
   for (auto& shard : shards_) {
     shard->changes().SetListener(
-        [this, index = shard->index(), listener] { listener(executor_->HasQueued(index)); });
+        [this, index = shard->index(), listener] { listener(executor_->Queued(index)); });
   }
 }
 

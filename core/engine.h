@@ -189,11 +189,11 @@ class Engine {
   // have been visited: the caller drops what it made of them.
   absl::Status ReadChanges(Cursor* cursor, size_t max, const StringSet* segments,
                            absl::FunctionRef<void(const ChangeView&)> visit) const;
-  // Calls listener(more_queued) (quick, on a shard's thread) whenever changes are
-  // appended to any shard's log; more_queued: that shard has more work waiting to start
-  // (ShardExecutor::HasQueued), so more changes may follow at once. Set once, before the
-  // engine is shared.
-  void SetChangeListener(const std::function<void(bool more_queued)>& listener);
+  // Calls listener(queued) (quick, on a shard's thread) whenever changes are appended to
+  // any shard's log; queued: the tasks of that shard waiting to start
+  // (ShardExecutor::Queued), so whether more changes may follow at once. Set once, before
+  // the engine is shared.
+  void SetChangeListener(const std::function<void(size_t queued)>& listener);
 
   void StatsAsync(Done<EngineStats> done);
   EngineStats Stats();

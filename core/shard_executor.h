@@ -21,10 +21,10 @@ class ShardExecutor {
   using Task = absl::AnyInvocable<void() &&>;
   virtual ~ShardExecutor() = default;
   virtual void Post(int shard, Task task) = 0;
-  // Whether tasks posted to `shard` wait to start behind the one running: asked by a task
-  // that may leave work to be done with theirs. Any thread; a hint, true or false by the
+  // How many tasks posted to `shard` wait to start behind the one running: asked by a
+  // task that may leave work to be done with theirs. Any thread; a hint, stale by the
   // time it returns.
-  virtual bool HasQueued(int /*shard*/) const { return false; }
+  virtual size_t Queued(int /*shard*/) const { return 0; }
 };
 
 // Runs each task at once, on the posting thread: for tests, benchmarks and tools that
@@ -45,8 +45,8 @@ class ThreadedExecutor final : public ShardExecutor {
   ThreadedExecutor& operator=(const ThreadedExecutor&) = delete;
 
   void Post(int shard, Task task) override;
-  bool HasQueued(int shard) const override {
-    return queues_[shard]->waiting.load(std::memory_order_relaxed) > 0;
+  size_t Queued(int shard) const override {
+    return queues_[shard]->waiting.load(std::memory_order_relaxed);
   }
 
  private:

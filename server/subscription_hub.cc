@@ -43,8 +43,7 @@ void SubscriptionHub::Wakeup::Stop() {
 SubscriptionHub::SubscriptionHub(Engine& engine, absl::Duration poll_interval,
                                  absl::Duration pacing_interval)
     : poll_interval_(poll_interval), pacing_interval_(pacing_interval) {
-  engine.SetChangeListener(
-      [wakeup = wakeup_](bool more_queued) { wakeup->NotifyOfChanges(more_queued); });
+  engine.SetChangeListener([wakeup = wakeup_](size_t queued) { wakeup->NotifyOfChanges(queued); });
   pump_ = std::thread([this] {
     NameThisThread("segd-pump");
     Run();

@@ -25,13 +25,13 @@ namespace segd::server {
 // the write completes. Ingest thus never waits for the pump or for any subscriber.
 //
 // Pacing: while changes keep coming, the pump also passes on its own every
-// `pacing_interval`, and a shard that appends changes with more work queued behind them
-// (a busy shard: more changes are on their way) does not wake it, but leaves them to
-// that pass. Under load the changes of several shard batches thus go out together, one
+// `pacing_interval`, and a shard that appends changes with a backlog of work queued
+// behind them (more changes are on their way) does not wake it, but leaves them to that
+// pass. Under load the changes of several shard batches thus go out together, one
 // subscriber batch where there would be several (each batch costs a write, a wakeup and a
 // read on both sides, whatever its size), and each waits at most `pacing_interval`. A
-// shard that runs out of work wakes the pump at once, so a change made when the server is
-// not backlogged is sent at once. Once a pass finds nothing new, the pump sleeps until
+// shard that is not backlogged wakes the pump at once, so a change made when the server
+// keeps up is sent at once. Once a pass finds nothing new, the pump sleeps until
 // woken or `poll_interval`, when idle subscribers send their heartbeats.
 //
 // Thread safety: all methods may be called from any thread.
@@ -57,11 +57,11 @@ class SubscriptionHub {
     // Asks for a pass: the pump's next paced one if it is pacing, else Notify().
     void NotifyPaced();
     // The engine's change listener: changes were appended to a shard's log, and that
-    // shard has `more_queued` work. Does nothing while no subscription is registered;
-    // else NotifyPaced() for a busy shard, Notify() for one that ran out of work.
-    void NotifyOfChanges(bool more_queued) {
+    // shard has `queued` tasks waiting. Does nothing while no subscription is registered;
+    // else NotifyPaced() for a backlogged shard, Notify() for one that is not.
+    void NotifyOfChanges(size_t queued) {
       if (subscribers_.load() == 0) return;
-      if (more_queued) {
+      if (queued >= kBacklog) {
         NotifyPaced();
       } else {
         Notify();
@@ -75,6 +75,11 @@ class SubscriptionHub {
 
    private:
     friend class SubscriptionHub;
+
+    // Tasks waiting behind the one appending that make a shard backlogged. Not 1: a
+    // server at half its maximum rate often has the next batch queued, and leaving the
+    // changes of each batch to wait for the next would delay them for nothing gained.
+    static constexpr size_t kBacklog = 2;
 
     // Every access is sequentially consistent: a shard stores changed_ and then loads
     // pacing_; the pump stores pacing_ and then (under mu_) loads changed_. So either the

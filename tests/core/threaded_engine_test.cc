@@ -30,43 +30,35 @@ TEST_CASE("ThreadedExecutor runs each shard's tasks in order, and all before it 
   }
 }
 
-TEST_CASE("ThreadedExecutor tells a task whether more work waits behind it", "[core][threads]") {
+TEST_CASE("ThreadedExecutor tells a task how many wait behind it", "[core][threads]") {
   ThreadedExecutor executor(2);
-  absl::Notification started, release;
-  std::vector<bool> queued_behind;  // written by shard 0's tasks only
+  absl::Notification started, release, done;
+  std::vector<size_t> queued_behind;  // written by shard 0's tasks only
   executor.Post(0, [&] {
     started.Notify();
     release.WaitForNotification();
-    queued_behind.push_back(executor.HasQueued(0));
+    queued_behind.push_back(executor.Queued(0));
   });
   started.WaitForNotification();
-  CHECK_FALSE(executor.HasQueued(0));  // the running task is not waiting
-  executor.Post(0, [&] { queued_behind.push_back(executor.HasQueued(0)); });
-  executor.Post(0, [&] { queued_behind.push_back(executor.HasQueued(0)); });
-  CHECK(executor.HasQueued(0));
-  CHECK_FALSE(executor.HasQueued(1));  // per shard
-  absl::Notification done;
+  CHECK(executor.Queued(0) == 0);  // the running task is not waiting
+  executor.Post(0, [&] { queued_behind.push_back(executor.Queued(0)); });
+  executor.Post(0, [&] { queued_behind.push_back(executor.Queued(0)); });
   executor.Post(0, [&] { done.Notify(); });
+  CHECK(executor.Queued(0) == 3);
+  CHECK(executor.Queued(1) == 0);  // per shard
   release.Notify();
   done.WaitForNotification();
-  CHECK(queued_behind == std::vector<bool>{true, true, true});
-  absl::Notification last;
-  executor.Post(0, [&] {
-    queued_behind.push_back(executor.HasQueued(0));
-    last.Notify();
-  });
-  last.WaitForNotification();
-  CHECK(queued_behind.back() == false);
+  CHECK(queued_behind == std::vector<size_t>{3, 2, 1});
 }
 
-TEST_CASE("The change listener hears whether the appending shard has more work queued",
+TEST_CASE("The change listener hears how much work the appending shard has queued",
           "[core][threads]") {
   ThreadedExecutor executor(1);
   ManualClock clock(kT0);
   Engine engine(EngineOptions(), 1, clock, &executor);
   REQUIRE(engine.PutSegment({"big", "n >= 100", ""}, false).ok());
-  std::vector<bool> heard;  // written on the shard's thread only
-  engine.SetChangeListener([&](bool more_queued) { heard.push_back(more_queued); });
+  std::vector<size_t> heard;  // written on the shard's thread only
+  engine.SetChangeListener([&](size_t queued) { heard.push_back(queued); });
 
   absl::Notification started, release;
   executor.Post(0, [&] {
@@ -74,9 +66,9 @@ TEST_CASE("The change listener hears whether the appending shard has more work q
     release.WaitForNotification();
   });
   started.WaitForNotification();
-  // Two batches queue up behind the blocked task; each makes one change.
-  std::vector<absl::Notification> acked(2);
-  for (int b = 0; b < 2; ++b) {
+  // Three batches queue up behind the blocked task; each makes one change.
+  std::vector<absl::Notification> acked(3);
+  for (int b = 0; b < 3; ++b) {
     ProfileUpdate u;
     u.key = "k" + std::to_string(b);
     u.set.emplace_back("n", Value::Int(500));
@@ -86,8 +78,7 @@ TEST_CASE("The change listener hears whether the appending shard has more work q
   }
   release.Notify();
   for (absl::Notification& a : acked) a.WaitForNotification();
-  // The first batch's changes were appended with the second waiting, the second's alone.
-  CHECK(heard == std::vector<bool>{true, false});
+  CHECK(heard == std::vector<size_t>{2, 1, 0});
 }
 
 TEST_CASE("ThreadedExecutor names each shard's thread after its shard", "[core][threads]") {
