@@ -332,7 +332,12 @@ TEST_CASE("A shard killed mid-stream and recovered by segctl ends as if it had n
   CHECK_THAT(recovered.out, Catch::Matchers::Contains("segments: 20 put") &&
                                 Catch::Matchers::Contains("recovered " + servers[kVictim]));
 
-  // The producer re-sends the shard's updates made after the export, in order.
+  // The producer re-sends the shard's updates made after the export, in order, once the
+  // cluster's channel to the shard is connected again: it shares the channel that failed
+  // while the shard was down, and gRPC fails a call at once (UNAVAILABLE, "failed to
+  // connect") until its reconnect backoff, up to 200 ms here, has passed. A restart and
+  // recovery on a fast machine take less than that.
+  REQUIRE(Eventually([&] { return cluster->GetStats().ok(); }));
   for (int r = kExportAfter; r <= kRestartAfter; ++r) {
     v1::UpdateBatch again;
     again.set_seq(static_cast<uint64_t>(100 + r));
