@@ -29,8 +29,8 @@ constexpr size_t kReadChunk = 256;
 constexpr absl::Duration kHeartbeatInterval = absl::Milliseconds(500);
 // How often the pump looks for due heartbeats when no change wakes it.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
-// How long a change may wait for the pump while shards are busy (SubscriptionHub's
-// pacing): under load, subscribers get one batch this often rather than one per shard
+// How long a change may wait for the pump behind a shard's backlog (SubscriptionHub's
+// pacing): under load, subscribers get a batch this often rather than one per shard
 // batch.
 constexpr absl::Duration kPacingInterval = absl::Milliseconds(2);
 
