@@ -653,10 +653,10 @@ TEST_CASE("A change reaches a keeping-up subscriber within milliseconds", "[serv
 
 TEST_CASE("Batches applied back to back reach a subscriber together, every change of them",
           "[server][changes]") {
-  // 200 batches posted at once keep both shards busy: a shard appending changes with more
-  // batches queued leaves them to the pump's paced pass (SubscriptionHub; the wakeup's
-  // own tests check that rule), and a subscriber gets every change, in far fewer batches
-  // than the shards flushed (400).
+  // 200 batches posted at once keep both shards busy: a shard appending changes with two
+  // or more batches queued behind them leaves them to the pump's paced pass
+  // (SubscriptionHub; the wakeup's own tests check that rule), and a subscriber gets every
+  // change, in far fewer batches than the shards flushed (400).
   ServerFixture f;
   Engine& engine = f.server->engine();
   Put(engine, "on", "flag = true");
