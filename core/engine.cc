@@ -173,10 +173,10 @@ BatchResult Engine::Apply(std::span<const ProfileUpdate> updates) {
   return Wait<BatchResult>([&](Done<BatchResult> done) { ApplySpan(updates, std::move(done)); });
 }
 
-void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
-                        Done<ReplayResult> done) {
+template <typename Profile>
+void Engine::ReplaySpan(std::span<const Profile> profiles, bool quiet, Done<ReplayResult> done) {
   struct Job {
-    std::span<const ProfileData> profiles;
+    std::span<const Profile> profiles;
     std::vector<std::vector<uint32_t>> by_shard;
     std::vector<ReplayResult> parts;
     Done<ReplayResult> done;
@@ -193,13 +193,14 @@ void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
         if (mine.empty()) return;
         Current(s);
         ReplayResult& part = job->parts[s.index()];
-        ForEachPrefetched(s, job->profiles, mine, [&](uint32_t i, const ProfileData& p) {
+        ForEachPrefetched(s, job->profiles, mine, [&](uint32_t i, const Profile& p) {
           absl::StatusOr<uint64_t> events = s.Replay(p, quiet);
           if (events.ok()) {
             ++part.profiles;
             part.events += *events;
           } else {
-            part.errors.push_back(UpdateError{i, p.key, std::string(events.status().message())});
+            part.errors.push_back(
+                UpdateError{i, std::string(p.key), std::string(events.status().message())});
           }
         });
         s.Flush();
@@ -218,9 +219,14 @@ void Engine::ReplaySpan(std::span<const ProfileData> profiles, bool quiet,
 
 void Engine::ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done) {
   auto owned = std::make_shared<std::vector<ProfileData>>(std::move(profiles));
-  ReplaySpan(*owned, quiet, [owned, done = std::move(done)](ReplayResult r) mutable {
+  ReplaySpan<ProfileData>(*owned, quiet, [owned, done = std::move(done)](ReplayResult r) mutable {
     std::move(done)(std::move(r));
   });
+}
+
+void Engine::ReplayAsync(std::span<const ProfileRef> profiles, bool quiet,
+                         Done<ReplayResult> done) {
+  ReplaySpan(profiles, quiet, std::move(done));
 }
 
 ReplayResult Engine::Replay(std::span<const ProfileData> profiles, bool quiet) {

@@ -125,6 +125,8 @@ class Engine {
   // Ingest (SPEC §2). Due timers fire first, so every update sees the clock's now.
   void ApplyAsync(std::vector<ProfileUpdate> updates, Done<BatchResult> done);
   void ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done);
+  // Profiles borrowed from memory that the caller keeps, unchanged, until `done` runs.
+  void ReplayAsync(std::span<const ProfileRef> profiles, bool quiet, Done<ReplayResult> done);
   BatchResult Apply(std::span<const ProfileUpdate> updates);
   ReplayResult Replay(std::span<const ProfileData> profiles, bool quiet);
 
@@ -204,7 +206,8 @@ class Engine {
   // A shard brought to the clock's now before it serves anything.
   Shard& Current(Shard& shard) const;
   void ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult> done);
-  void ReplaySpan(std::span<const ProfileData> profiles, bool quiet, Done<ReplayResult> done);
+  template <typename Profile>  // ProfileData or ProfileRef
+  void ReplaySpan(std::span<const Profile> profiles, bool quiet, Done<ReplayResult> done);
   // A parsed ad-hoc rule whose in_segment references name existing segments.
   absl::StatusOr<std::unique_ptr<Expr>> ParseQueryRule(std::string_view text)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(catalog_mu_);

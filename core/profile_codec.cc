@@ -138,7 +138,10 @@ size_t ValueDictionary::MemoryBytes() const {
          interned_per_name_.capacity() * (sizeof(std::pair<uint32_t, uint32_t>) + 1);
 }
 
-void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out) {
+namespace {
+
+template <typename V>  // Value or ValueRef
+void AppendFieldOf(uint32_t name_id, const V& v, ValueDictionary* dict, std::string* out) {
   switch (v.kind()) {
     case ValueKind::kString:
       PutString(name_id, v.string_value(), dict, out);
@@ -168,7 +171,7 @@ void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::s
     case ValueKind::kList:
       PutHead(name_id, FieldKind::kList, out);
       PutVarint(out, v.list_value().size());
-      for (const std::string& item : v.list_value()) {
+      for (std::string_view item : v.list_value()) {
         if (std::optional<uint32_t> id = dict->IdFor(name_id, item)) {
           PutVarint(out, static_cast<uint64_t>(*id) << 1 | 1);
         } else {
@@ -178,6 +181,16 @@ void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::s
       }
       return;
   }
+}
+
+}  // namespace
+
+void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out) {
+  AppendFieldOf(name_id, v, dict, out);
+}
+
+void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, std::string* out) {
+  AppendFieldOf(name_id, v, dict, out);
 }
 
 void AppendEventRest(uint32_t type, std::string_view id, std::string_view props, std::string* out) {

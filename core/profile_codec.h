@@ -49,6 +49,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/interner.h"
+#include "core/profile_ref.h"
 #include "core/profile_view.h"
 #include "core/value.h"
 
@@ -361,6 +362,7 @@ class ValueDictionary {
 
 // Appends the field (name_id, v). String values and list items go through `dict`.
 void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out);
+void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, std::string* out);
 
 // ---- Events ----
 

@@ -39,8 +39,9 @@ std::string Quoted(std::string_view where, std::string_view name) {
 }
 
 // `where()` names the value in messages, e.g. `set["age"]`; called only on error.
-template <typename Where>
-absl::Status CheckValue(const Value& v, bool in_event, const Where& where) {
+// V is Value or ValueRef, as for the callers below.
+template <typename V, typename Where>
+absl::Status CheckValue(const V& v, bool in_event, const Where& where) {
   switch (v.kind()) {
     case ValueKind::kString:
       if (!IsValidUtf8(v.string_value())) {
@@ -72,8 +73,8 @@ absl::Status CheckValue(const Value& v, bool in_event, const Where& where) {
 
 // A map of names to values (`set`, `attributes`, an event's `properties`); `what()`
 // is its name in messages.
-template <typename What>
-absl::Status CheckNamedValues(const NamedValues& values, bool in_event, const What& what) {
+template <typename Entries, typename What>
+absl::Status CheckNamedValues(const Entries& values, bool in_event, const What& what) {
   for (size_t i = 0; i < values.size(); ++i) {
     const auto& [name, value] = values[i];
     if (!IsValidName(name)) {
@@ -87,7 +88,8 @@ absl::Status CheckNamedValues(const NamedValues& values, bool in_event, const Wh
   return absl::OkStatus();
 }
 
-absl::Status CheckEvent(const Event& e, size_t i, int64_t now, const EngineOptions& options) {
+template <typename E>  // Event or EventRef
+absl::Status CheckEvent(const E& e, size_t i, int64_t now, const EngineOptions& options) {
   auto where = [&](std::string_view field) {
     return absl::StrCat("events[", i, "].", AsAbsl(field));
   };
@@ -316,8 +318,10 @@ struct ProfileStore::Impl {
 
   // ---- Events ----
 
-  // Encodes properties, sorted by name id; a later entry of a name wins.
-  void EncodeProperties(const NamedValues& props, std::string* out);
+  // Encodes properties (NamedValues, or a span of NamedValueRef), sorted by name id; a
+  // later entry of a name wins.
+  template <typename Props>
+  void EncodeProperties(const Props& props, std::string* out);
   void AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out);
   void DropOldest(Record& r, AppliedUpdate* out);
   void Prune(Record& r, int64_t now);
@@ -448,7 +452,8 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
   ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf);
 }
 
-void ProfileStore::Impl::EncodeProperties(const NamedValues& props, std::string* out) {
+template <typename Props>
+void ProfileStore::Impl::EncodeProperties(const Props& props, std::string* out) {
   prop_order.clear();
   for (uint32_t i = 0; i < props.size(); ++i)
     prop_order.emplace_back(names.Intern(props[i].first), i);
@@ -640,6 +645,15 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const ProfileUpdate& update, i
 }
 
 absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, int64_t now) {
+  return ReplaceWith(profile, now);
+}
+
+absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileRef& profile, int64_t now) {
+  return ReplaceWith(profile, now);
+}
+
+template <typename Profile>
+absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, int64_t now) {
   if (absl::Status s = ValidateProfileKey(profile.key); !s.ok()) return s;
   if (absl::Status s = CheckNamedValues(profile.attributes, false, [] { return "attributes"; });
       !s.ok()) {
@@ -696,7 +710,7 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
   kept.clear();
   absl::flat_hash_set<std::pair<std::string_view, std::string_view>> ids;
   for (uint32_t i = 0; i < profile.events.size(); ++i) {
-    const Event& e = profile.events[i];
+    const auto& e = profile.events[i];
     const int64_t t = e.time == 0 ? now : e.time;
     if (t <= now - options_.retention_ms) continue;
     if (!e.id.empty() && !ids.emplace(e.type, e.id).second) continue;
@@ -713,7 +727,7 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, 
   codec::AppendBlobHead(profile.key, attr_bytes, &blob);
   int64_t prev = -1;
   for (const Impl::Kept& k : kept) {
-    const Event& e = profile.events[k.index];
+    const auto& e = profile.events[k.index];
     const uint32_t type = interner_.Intern(e.type);
     AddType(type, &out.event_types);
     m.props_buf.clear();

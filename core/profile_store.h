@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "core/engine_options.h"
 #include "core/interner.h"
+#include "core/profile_ref.h"
 #include "core/profile_update.h"
 #include "core/profile_view.h"
 
@@ -77,6 +78,8 @@ class ProfileStore {
   // nothing changes. `attributes` of the result lists every attribute name of the
   // old and new profile; `event_types` every event type of either.
   absl::StatusOr<AppliedUpdate> Replace(const ProfileData& profile, int64_t now);
+  // The same, for a profile borrowed from a request's bytes (core/profile_ref.h).
+  absl::StatusOr<AppliedUpdate> Replace(const ProfileRef& profile, int64_t now);
 
   // Removes the profile; its slot may be reused by a later create.
   void Erase(Slot slot);
@@ -131,6 +134,9 @@ class ProfileStore {
  private:
   // Layout and helpers are the implementation's (profile_store.cc, profile_codec.h).
   struct Impl;
+  template <typename Profile>  // ProfileData or ProfileRef
+  absl::StatusOr<AppliedUpdate> ReplaceWith(const Profile& profile, int64_t now);
+
   EngineOptions options_;
   Interner interner_;
   std::unique_ptr<Impl> impl_;

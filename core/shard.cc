@@ -222,6 +222,15 @@ absl::Status Shard::Apply(const ProfileUpdate& update) {
 }
 
 absl::StatusOr<uint64_t> Shard::Replay(const ProfileData& profile, bool quiet) {
+  return ReplayWith(profile, quiet);
+}
+
+absl::StatusOr<uint64_t> Shard::Replay(const ProfileRef& profile, bool quiet) {
+  return ReplayWith(profile, quiet);
+}
+
+template <typename Profile>
+absl::StatusOr<uint64_t> Shard::ReplayWith(const Profile& profile, bool quiet) {
   absl::StatusOr<AppliedUpdate> applied = store_.Replace(profile, now_);
   if (!applied.ok()) return applied.status();
   GrowTable();

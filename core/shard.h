@@ -96,6 +96,7 @@ class Shard {
   // Replaces or creates the whole profile; returns the events it now holds. quiet:
   // memberships follow, but no change is emitted.
   absl::StatusOr<uint64_t> Replay(const ProfileData& profile, bool quiet);
+  absl::StatusOr<uint64_t> Replay(const ProfileRef& profile, bool quiet);
 
   // Segment definitions. The catalog already holds the new state (after Commit or
   // Erase); `def` is the segment put or deleted.
@@ -132,6 +133,8 @@ class Shard {
   ShardStats Stats() const;
 
  private:
+  template <typename Profile>  // ProfileData or ProfileRef
+  absl::StatusOr<uint64_t> ReplayWith(const Profile& profile, bool quiet);
   struct SegmentState;
   class ProfileMembership;
 

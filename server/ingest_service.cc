@@ -99,15 +99,16 @@ struct ReadAhead {
 };
 
 // The message number `n` (counting from 1) of a call's stream, decoded from its bytes
-// with `decode`; errors name the message. Empties `buffer` for the next read.
+// with `decode`; errors name the message. Empties `buffer` for the next read. The bytes
+// are left in `*slice`, for a decoded form that borrows them.
 template <typename Decode>
-auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, const Decode& decode)
-    -> decltype(decode(std::string_view())) {
-  grpc::Slice slice;
-  const grpc::Status dumped = buffer->DumpToSingleSlice(&slice);
+auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, grpc::Slice* slice,
+                   const Decode& decode) -> decltype(decode(std::string_view())) {
+  const grpc::Status dumped = buffer->DumpToSingleSlice(slice);
   buffer->Clear();
   if (!dumped.ok()) return absl::InternalError(dumped.error_message());
-  auto decoded = decode(std::string_view(reinterpret_cast<const char*>(slice.begin()), slice.size()));
+  auto decoded =
+      decode(std::string_view(reinterpret_cast<const char*>(slice->begin()), slice->size()));
   if (!decoded.ok()) {
     return absl::Status(decoded.status().code(), absl::StrCat("message ", n, " of the stream: ",
                                                               decoded.status().message()));
@@ -190,8 +191,9 @@ class IngestService::StreamReactor final
       return;
     }
     // request_ and messages_ belong to the one outstanding read.
+    grpc::Slice bytes;
     absl::StatusOr<DecodedUpdateBatch> decoded =
-        DecodeMessage(&request_, ++messages_, DecodeUpdateBatch);
+        DecodeMessage(&request_, ++messages_, &bytes, DecodeUpdateBatch);
     if (!decoded.ok()) {
       {
         absl::MutexLock lock(&mu_);
@@ -435,7 +437,8 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
       return;
     }
     // request_, messages_, quiet_ and next_index_ belong to the one outstanding read.
-    absl::StatusOr<DecodedReplayRequest> decoded = Decode();
+    auto message = std::make_unique<Message>();
+    absl::StatusOr<DecodedReplayRequest> decoded = Decode(&message->bytes);
     if (!decoded.ok()) {
       {
         absl::MutexLock lock(&mu_);
@@ -447,12 +450,13 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
     }
     if (messages_ == 1) quiet_ = decoded->quiet;
     next_index_ += decoded->profiles;
-    ConvertedBatch<ProfileData> batch = std::move(decoded->converted);
-    std::vector<ProfileData> profiles = std::move(batch.items);
+    message->decoded = *std::move(decoded);
+    const std::span<const ProfileRef> profiles = message->decoded.converted.items;
     Ref();
-    env_.engine.ReplayAsync(std::move(profiles), quiet_,
-                            [this, batch = std::move(batch)](ReplayResult result) {
-                              OnReplayed(batch, std::move(result));
+    // The message's bytes and arena go with the callback: freed once every shard is done.
+    env_.engine.ReplayAsync(profiles, quiet_,
+                            [this, message = std::move(message)](ReplayResult result) {
+                              OnReplayed(message->decoded.converted, std::move(result));
                             });
     {
       absl::MutexLock lock(&mu_);
@@ -474,10 +478,10 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
 
   void OnDone() override {
     service_.Unregister(this);
-    // A replay converts its profiles on gRPC threads and frees them on shard threads,
-    // leaving glibc's per-thread arenas with free memory that RSS still counts (about
-    // 170 bytes a profile after a 1 M-profile preload). Give it back once the bulk
-    // load is over: one call per Replay, a few milliseconds.
+    // A replay decodes each message on a gRPC thread and frees it on a shard thread,
+    // while the shards allocate the profiles' blobs, leaving glibc's per-thread arenas
+    // with free memory that RSS still counts. Give it back once the bulk load is over:
+    // one call per Replay, a few milliseconds.
     malloc_trim(0);
     Unref();
   }
@@ -498,15 +502,22 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
     std::optional<grpc::Status> finish;
   };
 
-  // The message just read, decoded from the wire (see wire_decode.h).
-  absl::StatusOr<DecodedReplayRequest> Decode() {
-    return DecodeMessage(&request_, ++messages_, [&](std::string_view bytes) {
-      return DecodeReplayRequest(bytes, next_index_);
+  // A message read, and its profiles, which borrow its bytes.
+  struct Message {
+    grpc::Slice bytes;
+    DecodedReplayRequest decoded;
+  };
+
+  // The message just read, decoded from the wire (see wire_decode.h) into views of
+  // `*bytes`.
+  absl::StatusOr<DecodedReplayRequest> Decode(grpc::Slice* bytes) {
+    return DecodeMessage(&request_, ++messages_, bytes, [&](std::string_view wire) {
+      return DecodeReplayRequest(wire, next_index_);
     });
   }
 
   // On a shard thread, holding a reference.
-  void OnReplayed(const ConvertedBatch<ProfileData>& batch, ReplayResult result) {
+  void OnReplayed(const ConvertedBatch<ProfileRef>& batch, ReplayResult result) {
     std::vector<UpdateError> errors = batch.Merge(std::move(result.errors));
     rejects_.Record("Replay", errors);
     Step step;

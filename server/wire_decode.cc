@@ -2,13 +2,18 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "core/profile_ref.h"
+#include "google/protobuf/arena.h"
 #include "segd/v1/segd.pb.h"
 #include "server/wire_reader.h"
 
@@ -33,8 +38,10 @@ constexpr uint32_t kEntryValue = Tag(2, kBytes);
 // Whether each entry of a NamedValues being decoded has a kind.
 using Kinds = absl::InlinedVector<bool, 8>;
 
+// A map being decoded: NamedValues (owned entries) or a vector of NamedValueRef.
 // Sorts `v` (and `k` alike) by name, stably.
-void SortByName(NamedValues& v, Kinds& k) {
+template <typename Entries>
+void SortByName(Entries& v, Kinds& k) {
   const size_t n = v.size();
   // Most maps are a handful of properties or attributes: an insertion sort in place,
   // which allocates nothing. A large map (a client may send thousands of entries) is
@@ -53,7 +60,7 @@ void SortByName(NamedValues& v, Kinds& k) {
   for (uint32_t i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
                    [&](uint32_t a, uint32_t b) { return v[a].first < v[b].first; });
-  NamedValues sorted;
+  Entries sorted;
   Kinds sorted_kinds;
   sorted.reserve(n);
   for (uint32_t i : order) {
@@ -67,8 +74,9 @@ void SortByName(NamedValues& v, Kinds& k) {
 // Makes `values` what the map it was decoded from holds, as ConvertNamedValues would have
 // it: sorted by name, the last entry of each name kept. Returns the name of the first
 // value without a kind, if any.
-std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
-  NamedValues& v = *values;
+template <typename Entries>
+std::optional<std::string> FinishMap(Entries* values, Kinds* kinds) {
+  Entries& v = *values;
   Kinds& k = *kinds;
   bool unique = true;  // and sorted
   for (size_t i = 1; i < v.size() && unique; ++i) unique = v[i - 1].first < v[i].first;
@@ -89,7 +97,7 @@ std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
     k.resize(out);
   }
   for (size_t i = 0; i < v.size(); ++i) {
-    if (!k[i]) return v[i].first;
+    if (!k[i]) return std::string(v[i].first);
   }
   return std::nullopt;
 }
@@ -98,7 +106,10 @@ std::optional<std::string> FinishMap(NamedValues* values, Kinds* kinds) {
 // whole request is then rejected.
 class Decoder {
  public:
-  explicit Decoder(std::string_view bytes) : top_(bytes), r_(&top_) {}
+  // `arena` holds what the borrowed forms (ValueRef, EventRef) point to besides the
+  // bytes; the owned forms need none.
+  explicit Decoder(std::string_view bytes, google::protobuf::Arena* arena = nullptr)
+      : top_(bytes), r_(&top_), arena_(arena) {}
 
   // Reads fields up to the end of the message (the whole input, or the length-delimited
   // message at the current position when `nested`), calling on_field(tag) for each;
@@ -125,12 +136,14 @@ class Decoder {
     s->assign(bytes);
     return true;
   }
+  bool ReadString(std::string_view* s) { return r_->ReadLengthDelimited(s) || Failed(); }
   bool ReadVarint(uint64_t* v) { return r_->ReadVarint(v) || Failed(); }
   bool ReadFixed64(uint64_t* v) { return r_->ReadFixed64(v) || Failed(); }
 
-  // A Value message, merged into `v` as protobuf merges: the last member of the oneof
-  // wins, and a second list_value appends to the first.
-  bool ReadValue(Value* v, bool* has_kind) {
+  // A Value message, merged into `v` (a Value or a ValueRef) as protobuf merges: the last
+  // member of the oneof wins, and a second list_value appends to the first.
+  template <typename V>
+  bool ReadValue(V* v, bool* has_kind) {
     return ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
       switch (tag) {
@@ -142,34 +155,26 @@ class Decoder {
         }
         case Tag(v1::Value::kIntValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = Value::Int(static_cast<int64_t>(n));
+          *v = V::Int(static_cast<int64_t>(n));
           break;
         case Tag(v1::Value::kFloatValueFieldNumber, kFixed64): {
           if (!ReadFixed64(&n)) return false;
           double f;
           std::memcpy(&f, &n, sizeof f);
-          *v = Value::Float(f);
+          *v = V::Float(f);
           break;
         }
         case Tag(v1::Value::kBoolValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = Value::Bool(n != 0);
+          *v = V::Bool(n != 0);
           break;
         case Tag(v1::Value::kTimeValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = Value::Time(static_cast<int64_t>(n));
+          *v = V::Time(static_cast<int64_t>(n));
           break;
-        case Tag(v1::Value::kListValueFieldNumber, kBytes): {
-          std::vector<std::string> items;
-          if (*has_kind && v->kind() == ValueKind::kList) items = v->list_value();
-          const bool ok = ReadMessage(true, [&](uint32_t item_tag) {
-            if (item_tag != Tag(v1::StringList::kValuesFieldNumber, kBytes)) return Skip(item_tag);
-            return ReadString(&items.emplace_back());
-          });
-          if (!ok) return false;
-          *v = Value::List(std::move(items));
+        case Tag(v1::Value::kListValueFieldNumber, kBytes):
+          if (!ReadList(v, *has_kind && v->kind() == ValueKind::kList)) return false;
           break;
-        }
         default:
           return Skip(tag);
       }
@@ -178,8 +183,10 @@ class Decoder {
     });
   }
 
-  // One entry of a map<string, Value>, appended to `out` as it came.
-  bool ReadEntry(NamedValues* out, Kinds* kinds) {
+  // One entry of a map<string, Value>, appended to `out` (NamedValues, or a vector of
+  // NamedValueRef) as it came.
+  template <typename Entries>
+  bool ReadEntry(Entries* out, Kinds* kinds) {
     auto& [name, value] = out->emplace_back();
     bool& has_kind = kinds->emplace_back(false);
     return ReadMessage(true, [&](uint32_t tag) {
@@ -189,13 +196,16 @@ class Decoder {
     });
   }
 
-  // An Event, appended to `events` with its properties finished (FinishMap). The first
-  // property without a kind, if `error` has no message yet, becomes its message.
-  bool ReadEvent(std::vector<Event>* events, std::optional<std::string>* error) {
+  // An Event (or EventRef), appended to `events` with its properties finished
+  // (FinishMap). The first property without a kind, if `error` has no message yet,
+  // becomes its message.
+  template <typename E>
+  bool ReadEvent(std::vector<E>* events, std::optional<std::string>* error) {
     if (events->empty()) events->reserve(events_hint_);
     const size_t index = events->size();
-    Event& e = events->emplace_back();
-    e.properties.reserve(properties_hint_);
+    E& e = events->emplace_back();
+    auto& properties = PropertiesOf(e);
+    properties.reserve(properties_hint_);
     property_kinds_.clear();
     const bool ok = ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
@@ -207,7 +217,7 @@ class Decoder {
           e.time = static_cast<int64_t>(n);
           return true;
         case Tag(v1::Event::kPropertiesFieldNumber, kBytes):
-          return ReadEntry(&e.properties, &property_kinds_);
+          return ReadEntry(&properties, &property_kinds_);
         case Tag(v1::Event::kIdFieldNumber, kBytes):
           return ReadString(&e.id);
         default:
@@ -215,12 +225,26 @@ class Decoder {
       }
     });
     if (!ok) return false;
-    properties_hint_ = std::min(e.properties.size(), kMaxEntriesHint);
-    std::optional<std::string> bad = FinishMap(&e.properties, &property_kinds_);
+    properties_hint_ = std::min(properties.size(), kMaxEntriesHint);
+    std::optional<std::string> bad = FinishMap(&properties, &property_kinds_);
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
     }
+    if constexpr (std::is_same_v<E, EventRef>) e.properties = Keep(properties);
     return true;
+  }
+
+  // A copy of `items` in the arena, which holds it as long as the decoded request.
+  template <typename T>
+  std::span<const T> Keep(const std::vector<T>& items) {
+    // The arena runs no destructors; words keep every T aligned.
+    static_assert(std::is_trivially_copy_constructible_v<T> && std::is_trivially_destructible_v<T>);
+    static_assert(alignof(T) <= alignof(uint64_t));
+    if (items.empty()) return {};
+    const size_t words = (items.size() * sizeof(T) + sizeof(uint64_t) - 1) / sizeof(uint64_t);
+    T* out = reinterpret_cast<T*>(google::protobuf::Arena::CreateArray<uint64_t>(arena_, words));
+    std::uninitialized_copy(items.begin(), items.end(), out);
+    return {out, items.size()};
   }
 
   // The events of the update or profile just read: the next one reserves as many.
@@ -233,6 +257,37 @@ class Decoder {
   size_t position() const { return failed_at_; }
 
  private:
+  // Where an event's properties are read: an Event's own, or (for an EventRef, which
+  // Keep gives its copy once they are finished) the decoder's scratch.
+  static NamedValues& PropertiesOf(Event& e) { return e.properties; }
+  std::vector<NamedValueRef>& PropertiesOf(EventRef& /*e*/) {
+    ref_properties_.clear();
+    return ref_properties_;
+  }
+
+  // A list_value: its items, after those of `v` if `append` (a second list_value).
+  bool ReadList(Value* v, bool append) {
+    std::vector<std::string> items;
+    if (append) items = v->list_value();
+    if (!ReadListItems(&items)) return false;
+    *v = Value::List(std::move(items));
+    return true;
+  }
+  bool ReadList(ValueRef* v, bool append) {
+    list_items_.clear();
+    if (append) list_items_.assign(v->list_value().begin(), v->list_value().end());
+    if (!ReadListItems(&list_items_)) return false;
+    *v = ValueRef::List(Keep(list_items_));
+    return true;
+  }
+  template <typename Items>
+  bool ReadListItems(Items* items) {
+    return ReadMessage(true, [&](uint32_t tag) {
+      if (tag != Tag(v1::StringList::kValuesFieldNumber, kBytes)) return Skip(tag);
+      return ReadString(&items->emplace_back());
+    });
+  }
+
   template <typename OnField>
   bool ReadFields(const OnField& on_field) {
     while (!r_->done()) {
@@ -266,6 +321,10 @@ class Decoder {
   size_t properties_hint_ = 0;
   size_t attributes_hint_ = 0;
   Kinds property_kinds_;  // of the event being read
+  google::protobuf::Arena* const arena_;
+  // Scratch of the borrowed forms, copied to the arena once complete.
+  std::vector<NamedValueRef> ref_properties_;
+  std::vector<std::string_view> list_items_;
 };
 
 absl::Status Malformed(std::string_view what, size_t position) {
@@ -277,7 +336,7 @@ absl::Status Malformed(std::string_view what, size_t position) {
 template <typename T>
 void Add(ConvertedBatch<T>* batch, uint32_t index, T item, std::optional<std::string> error) {
   if (error) {
-    batch->errors.push_back(UpdateError{index, item.key, *std::move(error)});
+    batch->errors.push_back(UpdateError{index, std::string(item.key), *std::move(error)});
     return;
   }
   batch->items.push_back(std::move(item));
@@ -343,9 +402,16 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
 
 absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
                                                          uint32_t first_index) {
-  Decoder in(bytes);
   DecodedReplayRequest out;
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.start_block_size = 64 << 10;  // a profile's refs take ~2 KB
+  arena_options.max_block_size = 1 << 20;
+  out.arena = std::make_unique<google::protobuf::Arena>(arena_options);
+  Decoder in(bytes, out.arena.get());
+  // The profile being read, before Keep copies its parts to the arena.
+  std::vector<NamedValueRef> attributes;
   Kinds attribute_kinds;
+  std::vector<EventRef> events;
   const bool ok = in.ReadMessage(false, [&](uint32_t tag) {
     uint64_t n;
     if (tag == Tag(v1::ReplayRequest::kQuietFieldNumber, kVarint)) {
@@ -354,32 +420,33 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
       return true;
     }
     if (tag != Tag(v1::ReplayRequest::kProfilesFieldNumber, kBytes)) return in.Skip(tag);
-    ProfileData p;
-    p.attributes.reserve(in.attributes_hint());
-    std::optional<std::string> event_error;
+    ProfileRef p;
+    attributes.clear();
     attribute_kinds.clear();
+    events.clear();
+    std::optional<std::string> event_error;
     const bool read = in.ReadMessage(true, [&](uint32_t field) {
       switch (field) {
         case Tag(v1::Profile::kKeyFieldNumber, kBytes):
           return in.ReadString(&p.key);
         case Tag(v1::Profile::kAttributesFieldNumber, kBytes):
-          return in.ReadEntry(&p.attributes, &attribute_kinds);
+          return in.ReadEntry(&attributes, &attribute_kinds);
         case Tag(v1::Profile::kEventsFieldNumber, kBytes):
-          return in.ReadEvent(&p.events, &event_error);
+          return in.ReadEvent(&events, &event_error);
         default:  // `segments` is output only
           return in.Skip(field);
       }
     });
     if (!read) return false;
-    in.EventsRead(p.events.size());
-    in.AttributesRead(p.attributes.size());
     std::optional<std::string> error;
-    if (std::optional<std::string> bad = FinishMap(&p.attributes, &attribute_kinds)) {
+    if (std::optional<std::string> bad = FinishMap(&attributes, &attribute_kinds)) {
       error = ValueWithoutKind("attributes", *bad);
     } else {
       error = std::move(event_error);
     }
-    Add(&out.converted, first_index + out.profiles++, std::move(p), std::move(error));
+    p.attributes = in.Keep(attributes);
+    p.events = in.Keep(events);
+    Add(&out.converted, first_index + out.profiles++, p, std::move(error));
     return true;
   });
   if (!ok) return Malformed("ReplayRequest", in.position());

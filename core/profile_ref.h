@@ -1,0 +1,106 @@
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+
+#include "core/profile_update.h"
+#include "core/value.h"
+
+// A whole profile borrowed from memory someone else owns: what Replay takes when the
+// profiles come straight from a request's bytes (server/wire_decode.h). Every string is
+// a view and every list a span, so decoding a replayed profile allocates nothing per
+// profile, and the shard that stores it frees nothing.
+//
+// The names of the members are those of ProfileData, Event and Value, so that the code
+// that checks and encodes a profile is one template for both forms.
+namespace segd {
+
+// A value of any kind, borrowed: a string's bytes and a list's items are not owned.
+class ValueRef {
+ public:
+  ValueRef() : kind_(ValueKind::kInt), int_(0) {}
+  static ValueRef String(std::string_view s) {
+    ValueRef v(ValueKind::kString);
+    v.string_ = {s.data(), s.size()};
+    return v;
+  }
+  static ValueRef Int(int64_t i) {
+    ValueRef v(ValueKind::kInt);
+    v.int_ = i;
+    return v;
+  }
+  static ValueRef Float(double f) {
+    ValueRef v(ValueKind::kFloat);
+    v.float_ = f;
+    return v;
+  }
+  static ValueRef Bool(bool b) {
+    ValueRef v(ValueKind::kBool);
+    v.bool_ = b;
+    return v;
+  }
+  static ValueRef Time(int64_t ms) {
+    ValueRef v(ValueKind::kTime);
+    v.int_ = ms;
+    return v;
+  }
+  static ValueRef List(std::span<const std::string_view> items) {
+    ValueRef v(ValueKind::kList);
+    v.list_ = {items.data(), items.size()};
+    return v;
+  }
+
+  // As Value's (decoders fill either form with one template).
+  void SetString(std::string_view s) { *this = String(s); }
+
+  ValueKind kind() const { return kind_; }
+  std::string_view string_value() const { return {string_.data, string_.size}; }
+  int64_t int_value() const { return int_; }
+  double float_value() const { return float_; }
+  bool bool_value() const { return bool_; }
+  int64_t time_value() const { return int_; }
+  std::span<const std::string_view> list_value() const { return {list_.data, list_.size}; }
+
+ private:
+  explicit ValueRef(ValueKind kind) : kind_(kind), int_(0) {}
+
+  // Raw pointer and size rather than string_view and span, which a union cannot hold
+  // without constructors; 24 bytes in all.
+  ValueKind kind_;
+  union {
+    int64_t int_;  // kInt, kTime
+    double float_;
+    bool bool_;
+    struct {
+      const char* data;
+      size_t size;
+    } string_;
+    struct {
+      const std::string_view* data;
+      size_t size;
+    } list_;
+  };
+};
+
+using NamedValueRef = std::pair<std::string_view, ValueRef>;
+
+struct EventRef {
+  std::string_view type;
+  int64_t time = 0;
+  std::string_view id;
+  std::span<const NamedValueRef> properties;
+};
+
+struct ProfileRef {
+  std::string_view key;
+  std::span<const NamedValueRef> attributes;
+  std::span<const EventRef> events;
+};
+
+// The owned copies, as a client would read them back (tests compare the two forms).
+Value ToValue(const ValueRef& v);
+ProfileData ToProfileData(const ProfileRef& p);
+
+}  // namespace segd
