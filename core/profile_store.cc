@@ -612,6 +612,17 @@ void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
   }
 }
 
+void ProfileStore::PrefetchValues(const ProfileRef& profile) const {
+  for (const auto& [name, value] : profile.attributes) {
+    if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+  }
+  for (const EventRef& e : profile.events) {
+    for (const auto& [name, value] : e.properties) {
+      if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+    }
+  }
+}
+
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
   const std::optional<Slot> slot = Find(update.key);

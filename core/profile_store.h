@@ -61,6 +61,7 @@ class ProfileStore {
   std::optional<Slot> Prefetch(std::string_view key, PrefetchStage stage) const;
   // Starts the dictionary lookups of the string values of `update`'s events.
   void PrefetchValues(const ProfileUpdate& update) const;
+  void PrefetchValues(const ProfileRef& profile) const;
 
   // Checks an update against SPEC §1–2 without changing anything. The message says
   // what is wrong and where (`set["age"]: float value is NaN`).
