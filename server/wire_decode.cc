@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/profile_ref.h"
@@ -104,6 +105,11 @@ std::optional<std::string> FinishMap(Entries* values, Kinds* kinds) {
 
 // A reader of one request's bytes. Every Read* returns false on malformed input, and the
 // whole request is then rejected.
+//
+// The readers of nested messages are forced inline: each field of a replayed profile
+// went through a few calls (ReadFields, the field's lambda, ReadMessage, ReadTag), and
+// inlining them made a replayed profile's decode ~1.3 µs cheaper (segd CPU per profile
+// 8.4-9.0 -> 7.5-7.8 µs, three alternating pairs).
 class Decoder {
  public:
   // `arena` holds what the borrowed forms (ValueRef, EventRef) point to besides the
@@ -115,7 +121,7 @@ class Decoder {
   // message at the current position when `nested`), calling on_field(tag) for each;
   // on_field reads the field's value, calling Skip(tag) for the fields it does not know.
   template <typename OnField>
-  bool ReadMessage(bool nested, const OnField& on_field) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadMessage(bool nested, const OnField& on_field) {
     if (!nested) return ReadFields(on_field);
     std::string_view bytes;
     if (!r_->ReadLengthDelimited(&bytes)) return Failed();
@@ -136,14 +142,16 @@ class Decoder {
     s->assign(bytes);
     return true;
   }
-  bool ReadString(std::string_view* s) { return r_->ReadLengthDelimited(s) || Failed(); }
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadString(std::string_view* s) {
+    return r_->ReadLengthDelimited(s) || Failed();
+  }
   bool ReadVarint(uint64_t* v) { return r_->ReadVarint(v) || Failed(); }
   bool ReadFixed64(uint64_t* v) { return r_->ReadFixed64(v) || Failed(); }
 
   // A Value message, merged into `v` (a Value or a ValueRef) as protobuf merges: the last
   // member of the oneof wins, and a second list_value appends to the first.
   template <typename V>
-  bool ReadValue(V* v, bool* has_kind) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadValue(V* v, bool* has_kind) {
     return ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
       switch (tag) {
@@ -186,7 +194,7 @@ class Decoder {
   // One entry of a map<string, Value>, appended to `out` (NamedValues, or a vector of
   // NamedValueRef) as it came.
   template <typename Entries>
-  bool ReadEntry(Entries* out, Kinds* kinds) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadEntry(Entries* out, Kinds* kinds) {
     auto& [name, value] = out->emplace_back();
     bool& has_kind = kinds->emplace_back(false);
     return ReadMessage(true, [&](uint32_t tag) {
@@ -289,7 +297,7 @@ class Decoder {
   }
 
   template <typename OnField>
-  bool ReadFields(const OnField& on_field) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadFields(const OnField& on_field) {
     while (!r_->done()) {
       uint32_t field;
       WireType type;

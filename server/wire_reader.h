@@ -4,6 +4,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "absl/base/attributes.h"
+
 // A forward-only reader of protocol-buffer wire format over bytes in memory, for the
 // messages segd reads in bulk without building message objects (wire_decode.h; segload's
 // change scan). A nested message is read by a Reader of its own over the bytes
@@ -40,7 +42,7 @@ class Reader {
   // The offset of the next byte to read, or where the failed Read stopped.
   size_t position() const { return failed_ ? failed_at_ : base_ + static_cast<size_t>(p_ - begin_); }
 
-  bool ReadVarint(uint64_t* v) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadVarint(uint64_t* v) {
     if (p_ != end_ && static_cast<uint8_t>(*p_) < 0x80) {  // most varints are one byte
       *v = static_cast<uint8_t>(*p_++);
       return true;
@@ -49,7 +51,7 @@ class Reader {
   }
 
   // The next field's number (1 to 2^29 - 1) and wire type (one that exists).
-  bool ReadTag(uint32_t* field, WireType* type) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadTag(uint32_t* field, WireType* type) {
     uint64_t tag;
     if (!ReadVarint(&tag)) return false;
     const uint64_t number = tag >> 3;
@@ -60,7 +62,7 @@ class Reader {
     return true;
   }
 
-  bool ReadLengthDelimited(std::string_view* bytes) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadLengthDelimited(std::string_view* bytes) {
     uint64_t n;
     if (!ReadVarint(&n)) return false;
     const char* at = p_;
@@ -133,7 +135,7 @@ class Reader {
   }
 
   // Moves past the next n bytes, if there are as many.
-  bool SkipBytes(uint64_t n) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool SkipBytes(uint64_t n) {
     if (static_cast<uint64_t>(end_ - p_) < n) return Fail();
     p_ += n;
     return true;
