@@ -95,5 +95,25 @@ TEST_CASE("ProfileCodec interns a value once it is seen twice under a name", "[c
   REQUIRE(dict.strings().size() == 1);
 }
 
+TEST_CASE("ProfileCodec interns at most kMaxValuesPerName values of one name", "[core][codec]") {
+  ValueDictionary dict;
+  const auto value = [](uint32_t i) { return "v" + std::to_string(i); };
+  // Each value is interned by its second sighting, or its third when the table of
+  // sightings grew (and forgot) in between.
+  for (uint32_t i = 0; i < ValueDictionary::kMaxValuesPerName; ++i) {
+    REQUIRE_FALSE(dict.IdFor(1, value(i)).has_value());
+    if (!dict.IdFor(1, value(i)).has_value()) REQUIRE(dict.IdFor(1, value(i)).has_value());
+  }
+  // Past the cap a value of the name stays inline however often it comes; the interned
+  // ones keep their ids, and another name still interns.
+  for (int sighting = 0; sighting < 3; ++sighting) {
+    REQUIRE_FALSE(dict.IdFor(1, "one more").has_value());
+  }
+  REQUIRE(dict.IdFor(1, value(7)) == dict.strings().Find(value(7)));
+  REQUIRE_FALSE(dict.IdFor(2, "other").has_value());
+  REQUIRE(dict.IdFor(2, "other").has_value());
+  REQUIRE(dict.strings().size() == ValueDictionary::kMaxValuesPerName + 1);
+}
+
 }  // namespace
 }  // namespace segd::codec
