@@ -22,34 +22,14 @@ class ValueRef {
  public:
   ValueRef() : kind_(ValueKind::kInt), int_(0) {}
   static ValueRef String(std::string_view s) {
-    ValueRef v(ValueKind::kString);
-    v.string_ = {s.data(), s.size()};
-    return v;
+    return With(ValueKind::kString, &ValueRef::string_, Bytes{s.data(), s.size()});
   }
-  static ValueRef Int(int64_t i) {
-    ValueRef v(ValueKind::kInt);
-    v.int_ = i;
-    return v;
-  }
-  static ValueRef Float(double f) {
-    ValueRef v(ValueKind::kFloat);
-    v.float_ = f;
-    return v;
-  }
-  static ValueRef Bool(bool b) {
-    ValueRef v(ValueKind::kBool);
-    v.bool_ = b;
-    return v;
-  }
-  static ValueRef Time(int64_t ms) {
-    ValueRef v(ValueKind::kTime);
-    v.int_ = ms;
-    return v;
-  }
+  static ValueRef Int(int64_t i) { return With(ValueKind::kInt, &ValueRef::int_, i); }
+  static ValueRef Float(double f) { return With(ValueKind::kFloat, &ValueRef::float_, f); }
+  static ValueRef Bool(bool b) { return With(ValueKind::kBool, &ValueRef::bool_, b); }
+  static ValueRef Time(int64_t ms) { return With(ValueKind::kTime, &ValueRef::int_, ms); }
   static ValueRef List(std::span<const std::string_view> items) {
-    ValueRef v(ValueKind::kList);
-    v.list_ = {items.data(), items.size()};
-    return v;
+    return With(ValueKind::kList, &ValueRef::list_, Items{items.data(), items.size()});
   }
 
   // As Value's (decoders fill either form with one template).
@@ -64,23 +44,33 @@ class ValueRef {
   std::span<const std::string_view> list_value() const { return {list_.data, list_.size}; }
 
  private:
-  explicit ValueRef(ValueKind kind) : kind_(kind), int_(0) {}
-
-  // Raw pointer and size rather than string_view and span, which a union cannot hold
+  // Raw pointers and sizes rather than string_view and span, which a union cannot hold
   // without constructors; 24 bytes in all.
+  struct Bytes {
+    const char* data;
+    size_t size;
+  };
+  struct Items {
+    const std::string_view* data;
+    size_t size;
+  };
+
+  // A value of `kind`, held in `member`.
+  template <typename T>
+  static ValueRef With(ValueKind kind, T ValueRef::*member, T value) {
+    ValueRef v;
+    v.kind_ = kind;
+    v.*member = value;
+    return v;
+  }
+
   ValueKind kind_;
   union {
     int64_t int_;  // kInt, kTime
     double float_;
     bool bool_;
-    struct {
-      const char* data;
-      size_t size;
-    } string_;
-    struct {
-      const std::string_view* data;
-      size_t size;
-    } list_;
+    Bytes string_;
+    Items list_;
   };
 };
 
