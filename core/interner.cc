@@ -11,8 +11,10 @@ uint32_t Interner::Intern(std::string_view s) {
   return id;
 }
 
-std::optional<uint32_t> Interner::Find(std::string_view s) const {
-  if (auto it = ids_.find(s); it != ids_.end()) return it->second;
+std::optional<uint32_t> Interner::Find(std::string_view s) const { return Find(s, Hash(s)); }
+
+std::optional<uint32_t> Interner::Find(std::string_view s, size_t hash) const {
+  if (auto it = ids_.find(s, hash); it != ids_.end()) return it->second;
   return std::nullopt;
 }
 

@@ -25,6 +25,10 @@ class Interner {
 
   uint32_t Intern(std::string_view s);
   std::optional<uint32_t> Find(std::string_view s) const;
+  // The same, given Hash(s).
+  std::optional<uint32_t> Find(std::string_view s, size_t hash) const;
+  // The hash the table keys `s` by.
+  static size_t Hash(std::string_view s) { return StringHash{}(s); }
   // Starts loading what Find(s) or Intern(s) will read of the table.
   void Prefetch(std::string_view s) const { ids_.prefetch(s); }
   // REQUIRES: id was returned by Intern().

@@ -114,14 +114,15 @@ bool SameValue(const Value& a, const Value& b) {
 
 std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_view s) {
   if (s.size() < kMinInternedSize) return std::nullopt;
-  if (std::optional<uint32_t> id = strings_.Find(s)) return id;
+  const size_t hash = Interner::Hash(s);
+  if (std::optional<uint32_t> id = strings_.Find(s, hash)) return id;
   if (++lookups_ > 4 * seen_.size() && seen_.size() < kMaxSeen) {
     seen_.assign(std::max(kMinSeen, 2 * seen_.size()), 0);
     lookups_ = 0;
   }
-  const uint64_t h = absl::HashOf(name_id, absl::string_view(s.data(), s.size()));
-  uint32_t& seen = seen_[h & (seen_.size() - 1)];
-  const uint32_t fingerprint = static_cast<uint32_t>(h >> 32) | 1;
+  uint32_t& seen = seen_[SeenIndex(hash)];
+  const uint32_t fingerprint =
+      static_cast<uint32_t>(absl::HashOf(static_cast<uint64_t>(hash), name_id)) | 1;
   if (seen != fingerprint) {
     seen = fingerprint;
     return std::nullopt;

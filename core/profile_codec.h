@@ -341,9 +341,16 @@ class ValueDictionary {
   // The id to store `s` by under name `name_id`, interning it if the policy allows;
   // nullopt: store it inline.
   std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s);
-  // Starts loading what IdFor(_, s) will look up first.
+  // Starts loading what IdFor(_, s) will look up first: the table.
   void Prefetch(std::string_view s) const {
     if (s.size() >= kMinInternedSize) strings_.Prefetch(s);
+  }
+  // The same, and the sighting IdFor(_, s) checks if `s` is not in the table: worth
+  // hashing `s` once more where many values are seen once (a replayed profile's).
+  void PrefetchWithSighting(std::string_view s) const {
+    if (s.size() < kMinInternedSize) return;
+    strings_.Prefetch(s);
+    if (!seen_.empty()) __builtin_prefetch(&seen_[SeenIndex(Interner::Hash(s))]);
   }
 
   const Interner& strings() const { return strings_; }
@@ -352,6 +359,9 @@ class ValueDictionary {
  private:
   static constexpr size_t kMinInternedSize = 2;  // shorter is as short inline as by id
   static constexpr size_t kMinSeen = 1 << 12;
+  // A sighting's slot depends on the value alone (so that Prefetch can find it without
+  // the name's id); its fingerprint on the name too.
+  size_t SeenIndex(size_t hash) const { return hash & (seen_.size() - 1); }
   static constexpr size_t kMaxSeen = 1 << 20;
 
   Interner strings_;

@@ -613,12 +613,13 @@ void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
 }
 
 void ProfileStore::PrefetchValues(const ProfileRef& profile) const {
+  const codec::ValueDictionary& values = impl_->values;
   for (const auto& [name, value] : profile.attributes) {
-    if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+    if (value.kind() == ValueKind::kString) values.PrefetchWithSighting(value.string_value());
   }
   for (const EventRef& e : profile.events) {
     for (const auto& [name, value] : e.properties) {
-      if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+      if (value.kind() == ValueKind::kString) values.PrefetchWithSighting(value.string_value());
     }
   }
 }

@@ -21,6 +21,8 @@ TEST_CASE("Interner gives each string one dense id and gives the string back",
   CHECK(url == 1);
   CHECK(interner.Intern("country") == country);
   CHECK(interner.Find("country") == country);
+  CHECK(interner.Find("country", Interner::Hash("country")) == country);  // hashed ahead
+  CHECK_FALSE(interner.Find("city", Interner::Hash("city")).has_value());
   CHECK(interner.Get(url) == "url");
   CHECK(interner.size() == 2);
 }
