@@ -81,8 +81,8 @@ class Shard {
   // A hint that `input` — an update, or a profile to replay — is about to be applied:
   // one stage of the batch's prefetch pipeline (see ProfileStore::Prefetch). For an
   // update or a borrowed profile (a Replay RPC's), the record stage also looks up its
-  // string values in the dictionary (for a replayed profile that hashes each value twice:
-  // ~5 % more profiles/s measured, where the dictionary misses the cache; an owned
+  // string values in the dictionary (for a replayed profile, whose values are hashed again
+  // for it, ~5 % more profiles/s measured where the dictionary misses the cache; an owned
   // profile, measured when its allocations dominated, gained nothing); the blob stage
   // loads the profile's row of memberships.
   template <typename Input>
