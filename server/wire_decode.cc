@@ -255,11 +255,9 @@ class Decoder {
     return {out, items.size()};
   }
 
-  // The events of the update or profile just read: the next one reserves as many.
+  // The events of the update just read: the next one reserves as many. (A replayed
+  // profile's events go to scratch that keeps its capacity.)
   void EventsRead(size_t n) { events_hint_ = std::min(n, kMaxEventsHint); }
-  // Attributes of a profile: the next one reserves as many as the one just read.
-  size_t attributes_hint() const { return attributes_hint_; }
-  void AttributesRead(size_t n) { attributes_hint_ = std::min(n, kMaxEntriesHint); }
 
   // Where the bytes stopped being a message.
   size_t position() const { return failed_at_; }
@@ -320,14 +318,12 @@ class Decoder {
   Reader* r_;  // the reader of the message being read
   bool failed_ = false;
   size_t failed_at_ = 0;
-  // Capacity to reserve: what the previous update or profile, event, and profile's
-  // attributes needed — up to a bound, so that one outsized profile does not make the
-  // next ones reserve as much.
+  // Capacity to reserve: what the previous update and event needed — up to a bound, so
+  // that one outsized update does not make the next ones reserve as much.
   static constexpr size_t kMaxEventsHint = 1024;
-  static constexpr size_t kMaxEntriesHint = 32;  // properties, attributes
+  static constexpr size_t kMaxEntriesHint = 32;  // properties
   size_t events_hint_ = 0;
   size_t properties_hint_ = 0;
-  size_t attributes_hint_ = 0;
   Kinds property_kinds_;  // of the event being read
   google::protobuf::Arena* const arena_;
   // Scratch of the borrowed forms, copied to the arena once complete.
