@@ -122,9 +122,10 @@ void Engine::ForAllShards(std::function<void(Shard&)> work, absl::AnyInvocable<v
 
 // ---- Ingest ----
 
-void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult> done) {
+template <typename Update>
+void Engine::ApplySpan(std::span<const Update> updates, Done<BatchResult> done) {
   struct Job {
-    std::span<const ProfileUpdate> updates;
+    std::span<const Update> updates;
     std::vector<std::vector<uint32_t>> by_shard;
     std::vector<BatchResult> parts;
     Done<BatchResult> done;
@@ -141,12 +142,12 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
         if (mine.empty()) return;
         Current(s);
         BatchResult& part = job->parts[s.index()];
-        ForEachPrefetched(s, job->updates, mine, [&](uint32_t i, const ProfileUpdate& u) {
+        ForEachPrefetched(s, job->updates, mine, [&](uint32_t i, const Update& u) {
           absl::Status status = s.Apply(u);
           if (status.ok()) {
             ++part.applied;
           } else {
-            part.errors.push_back(UpdateError{i, u.key, std::string(status.message())});
+            part.errors.push_back(UpdateError{i, std::string(u.key), std::string(status.message())});
           }
         });
         s.Flush();
@@ -164,13 +165,18 @@ void Engine::ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult>
 
 void Engine::ApplyAsync(std::vector<ProfileUpdate> updates, Done<BatchResult> done) {
   auto owned = std::make_shared<std::vector<ProfileUpdate>>(std::move(updates));
-  ApplySpan(*owned, [owned, done = std::move(done)](BatchResult r) mutable {
+  ApplySpan<ProfileUpdate>(*owned, [owned, done = std::move(done)](BatchResult r) mutable {
     std::move(done)(std::move(r));
   });
 }
 
+void Engine::ApplyAsync(std::span<const UpdateRef> updates, Done<BatchResult> done) {
+  ApplySpan(updates, std::move(done));
+}
+
 BatchResult Engine::Apply(std::span<const ProfileUpdate> updates) {
-  return Wait<BatchResult>([&](Done<BatchResult> done) { ApplySpan(updates, std::move(done)); });
+  return Wait<BatchResult>(
+      [&](Done<BatchResult> done) { ApplySpan<ProfileUpdate>(updates, std::move(done)); });
 }
 
 template <typename Profile>

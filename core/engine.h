@@ -124,6 +124,8 @@ class Engine {
 
   // Ingest (SPEC §2). Due timers fire first, so every update sees the clock's now.
   void ApplyAsync(std::vector<ProfileUpdate> updates, Done<BatchResult> done);
+  // Updates borrowed from memory that the caller keeps, unchanged, until `done` runs.
+  void ApplyAsync(std::span<const UpdateRef> updates, Done<BatchResult> done);
   void ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done);
   // Profiles borrowed from memory that the caller keeps, unchanged, until `done` runs.
   void ReplayAsync(std::span<const ProfileRef> profiles, bool quiet, Done<ReplayResult> done);
@@ -205,7 +207,8 @@ class Engine {
   void ForAllShards(std::function<void(Shard&)> work, absl::AnyInvocable<void() &&> done);
   // A shard brought to the clock's now before it serves anything.
   Shard& Current(Shard& shard) const;
-  void ApplySpan(std::span<const ProfileUpdate> updates, Done<BatchResult> done);
+  template <typename Update>  // ProfileUpdate or UpdateRef
+  void ApplySpan(std::span<const Update> updates, Done<BatchResult> done);
   template <typename Profile>  // ProfileData or ProfileRef
   void ReplaySpan(std::span<const Profile> profiles, bool quiet, Done<ReplayResult> done);
   // A parsed ad-hoc rule whose in_segment references name existing segments.

@@ -13,6 +13,16 @@ NamedValues ToNamedValues(std::span<const NamedValueRef> entries) {
   return out;
 }
 
+std::vector<Event> ToEvents(std::span<const EventRef> events) {
+  std::vector<Event> out;
+  out.reserve(events.size());
+  for (const EventRef& e : events) {
+    out.push_back(
+        Event{std::string(e.type), e.time, std::string(e.id), ToNamedValues(e.properties)});
+  }
+  return out;
+}
+
 }  // namespace
 
 Value ToValue(const ValueRef& v) {
@@ -37,11 +47,18 @@ ProfileData ToProfileData(const ProfileRef& p) {
   ProfileData out;
   out.key = std::string(p.key);
   out.attributes = ToNamedValues(p.attributes);
-  out.events.reserve(p.events.size());
-  for (const EventRef& e : p.events) {
-    out.events.push_back(
-        Event{std::string(e.type), e.time, std::string(e.id), ToNamedValues(e.properties)});
-  }
+  out.events = ToEvents(p.events);
+  return out;
+}
+
+ProfileUpdate ToProfileUpdate(const UpdateRef& u) {
+  ProfileUpdate out;
+  out.key = std::string(u.key);
+  out.set = ToNamedValues(u.set);
+  out.unset.assign(u.unset.begin(), u.unset.end());
+  out.increment = ToNamedValues(u.increment);
+  out.events = ToEvents(u.events);
+  out.del = u.del;
   return out;
 }
 

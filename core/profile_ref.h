@@ -8,13 +8,13 @@
 #include "core/profile_update.h"
 #include "core/value.h"
 
-// A whole profile borrowed from memory someone else owns: what Replay takes when the
-// profiles come straight from a request's bytes (server/wire_decode.h). Every string is
-// a view and every list a span, so decoding a replayed profile allocates nothing per
-// profile, and the shard that stores it frees nothing.
+// Profiles and updates borrowed from memory someone else owns: what Replay and Apply take
+// when they come straight from a request's bytes (server/wire_decode.h). Every string is
+// a view and every list a span, so decoding a replayed profile or an update allocates
+// nothing per profile or update, and the shard that stores it frees nothing.
 //
-// The names of the members are those of ProfileData, Event and Value, so that the code
-// that checks and encodes a profile is one template for both forms.
+// The names of the members are those of ProfileData, ProfileUpdate, Event and Value, so
+// that the code that checks, applies and encodes them is one template for both forms.
 namespace segd {
 
 // A value of any kind, borrowed: a string's bytes and a list's items are not owned.
@@ -31,9 +31,6 @@ class ValueRef {
   static ValueRef List(std::span<const std::string_view> items) {
     return With(ValueKind::kList, &ValueRef::list_, Items{items.data(), items.size()});
   }
-
-  // As Value's (decoders fill either form with one template).
-  void SetString(std::string_view s) { *this = String(s); }
 
   ValueKind kind() const { return kind_; }
   std::string_view string_value() const { return {string_.data, string_.size}; }
@@ -89,8 +86,18 @@ struct ProfileRef {
   std::span<const EventRef> events;
 };
 
+struct UpdateRef {
+  std::string_view key;
+  std::span<const NamedValueRef> set;
+  std::span<const std::string_view> unset;
+  std::span<const NamedValueRef> increment;
+  std::span<const EventRef> events;
+  bool del = false;
+};
+
 // The owned copies, as a client would read them back (tests compare the two forms).
 Value ToValue(const ValueRef& v);
 ProfileData ToProfileData(const ProfileRef& p);
+ProfileUpdate ToProfileUpdate(const UpdateRef& u);
 
 }  // namespace segd

@@ -107,8 +107,10 @@ absl::Status CheckEvent(const E& e, size_t i, int64_t now, const EngineOptions& 
   return CheckNamedValues(e.properties, true, [&] { return where("properties"); });
 }
 
-// The checks of an update that do not depend on the stored profile.
-absl::Status CheckUpdate(const ProfileUpdate& u, int64_t now, const EngineOptions& options) {
+// The checks of an update (ProfileUpdate or UpdateRef) that do not depend on the stored
+// profile.
+template <typename Update>
+absl::Status CheckUpdate(const Update& u, int64_t now, const EngineOptions& options) {
   if (absl::Status s = ValidateProfileKey(u.key); !s.ok()) return s;
   for (size_t i = 0; i < u.unset.size(); ++i) {
     if (!IsValidName(u.unset[i])) {
@@ -154,9 +156,10 @@ std::string_view WithArticle(ValueKind kind) {
   return "?";
 }
 
-// base + delta under SPEC §2's increment rules.
-absl::Status Increment(const Value& base, const Value& delta, std::string_view name,
-                       Value* result) {
+// base + delta under SPEC §2's increment rules; `delta` (a Value or ValueRef) is an int or
+// a float (CheckUpdate).
+template <typename V>
+absl::Status Increment(const Value& base, const V& delta, std::string_view name, Value* result) {
   double sum;
   if (base.kind() == ValueKind::kInt && delta.kind() == ValueKind::kInt) {
     int64_t r;
@@ -228,8 +231,17 @@ struct ProfileStore::Impl {
     Op op = kNone;
     bool changed = false;
     const Value* ref = nullptr;  // kSetRef: the update's value
-    Value computed;              // kSetComputed: an increment's result
+    Value computed;              // kSetComputed: an increment's result, or a borrowed value
     const Value& value() const { return op == kSetRef ? *ref : computed; }
+    // Sets the update's value: an owned one by reference, a borrowed one copied.
+    void Set(const Value& v) {
+      op = kSetRef;
+      ref = &v;
+    }
+    void Set(const ValueRef& v) {
+      op = kSetComputed;
+      computed = ToValue(v);
+    }
   };
 
   Impl(const EngineOptions& options, Interner& names)
@@ -310,7 +322,8 @@ struct ProfileStore::Impl {
 
   // Works out what the update does to the attributes of `r` (null: a new profile),
   // rejecting what SPEC §2 rejects. Changes nothing.
-  absl::Status PlanAttributes(const ProfileUpdate& u, const Record* r,
+  template <typename Update>  // ProfileUpdate or UpdateRef
+  absl::Status PlanAttributes(const Update& u, const Record* r,
                               std::vector<AttrChange>* plan) const;
 
   // Carries out a plan; appends the ids of changed attributes to out->attributes.
@@ -322,7 +335,8 @@ struct ProfileStore::Impl {
   // later entry of a name wins.
   template <typename Props>
   void EncodeProperties(const Props& props, std::string* out);
-  void AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out);
+  template <typename E>  // Event or EventRef
+  void AddEvent(Record& r, const E& e, int64_t now, AppliedUpdate* out);
   void DropOldest(Record& r, AppliedUpdate* out);
   void Prune(Record& r, int64_t now);
 
@@ -350,7 +364,8 @@ struct ProfileStore::Impl {
   std::vector<Kept> kept;
 };
 
-absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Record* r,
+template <typename Update>
+absl::Status ProfileStore::Impl::PlanAttributes(const Update& u, const Record* r,
                                                 std::vector<AttrChange>* plan) const {
   plan->clear();
   if (u.unset.empty() && u.set.empty() && u.increment.empty()) return absl::OkStatus();
@@ -369,12 +384,8 @@ absl::Status ProfileStore::Impl::PlanAttributes(const ProfileUpdate& u, const Re
     if (inserted) plan->emplace_back().name = name;
     return (*plan)[it->second];
   };
-  for (const std::string& name : u.unset) at(name).op = AttrChange::kRemove;
-  for (const auto& [name, value] : u.set) {
-    AttrChange& c = at(name);
-    c.op = AttrChange::kSetRef;
-    c.ref = &value;
-  }
+  for (std::string_view name : u.unset) at(name).op = AttrChange::kRemove;
+  for (const auto& [name, value] : u.set) at(name).Set(value);
   absl::flat_hash_map<std::string_view, size_t, StringHash, StringEq> last_increment;
   for (size_t i = 0; i < u.increment.size(); ++i) last_increment[u.increment[i].first] = i;
   for (size_t i = 0; i < u.increment.size(); ++i) {
@@ -466,7 +477,8 @@ void ProfileStore::Impl::EncodeProperties(const Props& props, std::string* out) 
   }
 }
 
-void ProfileStore::Impl::AddEvent(Record& r, const Event& e, int64_t now, AppliedUpdate* out) {
+template <typename E>
+void ProfileStore::Impl::AddEvent(Record& r, const E& e, int64_t now, AppliedUpdate* out) {
   const int64_t t = e.time == 0 ? now : e.time;
   if (t <= now - options.retention_ms) return;
   const codec::BlobLayout b = Layout(r);
@@ -604,12 +616,25 @@ std::optional<Slot> ProfileStore::Prefetch(std::string_view key, PrefetchStage s
   return slot;
 }
 
-void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
-  for (const Event& e : update.events) {
+namespace {
+
+template <typename Update>
+void PrefetchEventValues(const codec::ValueDictionary& values, const Update& update) {
+  for (const auto& e : update.events) {
     for (const auto& [name, value] : e.properties) {
-      if (value.kind() == ValueKind::kString) impl_->values.Prefetch(value.string_value());
+      if (value.kind() == ValueKind::kString) values.Prefetch(value.string_value());
     }
   }
+}
+
+}  // namespace
+
+void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
+  PrefetchEventValues(impl_->values, update);
+}
+
+void ProfileStore::PrefetchValues(const UpdateRef& update) const {
+  PrefetchEventValues(impl_->values, update);
 }
 
 void ProfileStore::PrefetchValues(const ProfileRef& profile) const {
@@ -625,6 +650,15 @@ void ProfileStore::PrefetchValues(const ProfileRef& profile) const {
 }
 
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {
+  return ValidateWith(update, now);
+}
+
+absl::Status ProfileStore::Validate(const UpdateRef& update, int64_t now) const {
+  return ValidateWith(update, now);
+}
+
+template <typename Update>
+absl::Status ProfileStore::ValidateWith(const Update& update, int64_t now) const {
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
   const std::optional<Slot> slot = Find(update.key);
   std::vector<Impl::AttrChange> plan;
@@ -632,6 +666,15 @@ absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) co
 }
 
 absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const ProfileUpdate& update, int64_t now) {
+  return ApplyWith(update, now);
+}
+
+absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const UpdateRef& update, int64_t now) {
+  return ApplyWith(update, now);
+}
+
+template <typename Update>
+absl::StatusOr<AppliedUpdate> ProfileStore::ApplyWith(const Update& update, int64_t now) {
   assert(!update.del);
   if (absl::Status s = CheckUpdate(update, now, options_); !s.ok()) return s;
   std::optional<Slot> slot = Find(update.key);
@@ -652,7 +695,7 @@ absl::StatusOr<AppliedUpdate> ProfileStore::Apply(const ProfileUpdate& update, i
   Impl::Record& r = impl_->rec(*slot);
   impl_->Prune(r, now);
   impl_->ApplyAttributes(r, impl_->plan, &out);
-  for (const Event& e : update.events) impl_->AddEvent(r, e, now, &out);
+  for (const auto& e : update.events) impl_->AddEvent(r, e, now, &out);
   return out;
 }
 

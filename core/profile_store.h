@@ -61,11 +61,13 @@ class ProfileStore {
   std::optional<Slot> Prefetch(std::string_view key, PrefetchStage stage) const;
   // Starts the dictionary lookups of the string values of `update`'s events.
   void PrefetchValues(const ProfileUpdate& update) const;
+  void PrefetchValues(const UpdateRef& update) const;
   void PrefetchValues(const ProfileRef& profile) const;
 
   // Checks an update against SPEC §1–2 without changing anything. The message says
   // what is wrong and where (`set["age"]: float value is NaN`).
   absl::Status Validate(const ProfileUpdate& update, int64_t now) const;
+  absl::Status Validate(const UpdateRef& update, int64_t now) const;
 
   // Applies one update at time `now` (SPEC §2): creates the profile if missing, then
   // unset, set, increment, events (time 0 = now; duplicates by (type, id) ignored;
@@ -73,6 +75,7 @@ class ProfileStore {
   // max_events). On error nothing changes.
   // REQUIRES: !update.del (deletes go through Erase).
   absl::StatusOr<AppliedUpdate> Apply(const ProfileUpdate& update, int64_t now);
+  absl::StatusOr<AppliedUpdate> Apply(const UpdateRef& update, int64_t now);
 
   // Replaces (or creates) the whole profile `profile.key` with the given attributes
   // and events, validated as an update would be; `segments` is ignored. On error
@@ -135,6 +138,10 @@ class ProfileStore {
  private:
   // Layout and helpers are the implementation's (profile_store.cc, profile_codec.h).
   struct Impl;
+  template <typename Update>  // ProfileUpdate or UpdateRef
+  absl::Status ValidateWith(const Update& update, int64_t now) const;
+  template <typename Update>
+  absl::StatusOr<AppliedUpdate> ApplyWith(const Update& update, int64_t now);
   template <typename Profile>  // ProfileData or ProfileRef
   absl::StatusOr<AppliedUpdate> ReplaceWith(const Profile& profile, int64_t now);
 

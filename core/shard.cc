@@ -181,7 +181,12 @@ void Shard::AdvanceTo(int64_t t) {
   now_ = std::max(now_, t);
 }
 
-absl::Status Shard::Apply(const ProfileUpdate& update) {
+absl::Status Shard::Apply(const ProfileUpdate& update) { return ApplyWith(update); }
+
+absl::Status Shard::Apply(const UpdateRef& update) { return ApplyWith(update); }
+
+template <typename Update>
+absl::Status Shard::ApplyWith(const Update& update) {
   if (update.del) {
     if (absl::Status s = ValidateProfileKey(update.key); !s.ok()) return s;
     if (std::optional<Slot> p = store_.Find(update.key)) EraseProfile(*p, Cause::kProfileDelete);

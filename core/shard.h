@@ -95,6 +95,7 @@ class Shard {
   }
   // Applies one update at now() (SPEC §2). On error nothing changed.
   absl::Status Apply(const ProfileUpdate& update);
+  absl::Status Apply(const UpdateRef& update);
   // Replaces or creates the whole profile; returns the events it now holds. quiet:
   // memberships follow, but no change is emitted.
   absl::StatusOr<uint64_t> Replay(const ProfileData& profile, bool quiet);
@@ -135,6 +136,8 @@ class Shard {
   ShardStats Stats() const;
 
  private:
+  template <typename Update>  // ProfileUpdate or UpdateRef
+  absl::Status ApplyWith(const Update& update);
   template <typename Profile>  // ProfileData or ProfileRef
   absl::StatusOr<uint64_t> ReplayWith(const Profile& profile, bool quiet);
   struct SegmentState;

@@ -36,10 +36,6 @@ class Value {
     return Value(Rep(std::in_place_index<5>, std::move(items)));
   }
 
-  // Makes this the string `s`, constructed in place (a decoder fills values this way
-  // without moving each string through temporaries).
-  void SetString(std::string_view s) { v_.emplace<0>(s); }
-
   ValueKind kind() const { return static_cast<ValueKind>(v_.index()); }
   const std::string& string_value() const { return std::get<0>(v_); }
   int64_t int_value() const { return std::get<1>(v_); }

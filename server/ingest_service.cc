@@ -116,6 +116,14 @@ auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, grpc::Slice* slice,
   return decoded;
 }
 
+// A message read and decoded into views of its bytes: what goes to the engine, kept
+// (bytes and arena) until every shard is done with it.
+template <typename Decoded>
+struct BorrowedMessage {
+  grpc::Slice bytes;
+  Decoded decoded;
+};
+
 // How often RejectLog may write a line.
 constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
 
@@ -191,9 +199,9 @@ class IngestService::StreamReactor final
       return;
     }
     // request_ and messages_ belong to the one outstanding read.
-    grpc::Slice bytes;
+    auto message = std::make_unique<BorrowedMessage<DecodedUpdateBatch>>();
     absl::StatusOr<DecodedUpdateBatch> decoded =
-        DecodeMessage(&request_, ++messages_, &bytes, DecodeUpdateBatch);
+        DecodeMessage(&request_, ++messages_, &message->bytes, DecodeUpdateBatch);
     if (!decoded.ok()) {
       {
         absl::MutexLock lock(&mu_);
@@ -203,14 +211,13 @@ class IngestService::StreamReactor final
       Run(std::move(step));
       return;
     }
-    ConvertedBatch<ProfileUpdate> batch = std::move(decoded->updates);
-    std::vector<ProfileUpdate> updates = std::move(batch.items);
-    const uint64_t seq = decoded->seq;
+    message->decoded = *std::move(decoded);
+    const std::span<const UpdateRef> updates = message->decoded.updates.items;
     Ref();
-    env_.engine.ApplyAsync(std::move(updates),
-                           [this, seq, batch = std::move(batch)](BatchResult result) mutable {
-                             OnApplied(seq, batch, std::move(result));
-                           });
+    // The message's bytes and arena go with the callback: freed once every shard is done.
+    env_.engine.ApplyAsync(updates, [this, message = std::move(message)](BatchResult result) {
+      OnApplied(message->decoded.seq, message->decoded.updates, std::move(result));
+    });
     // Only now may the next read start: the next batch must reach every shard after
     // this one.
     {
@@ -267,7 +274,7 @@ class IngestService::StreamReactor final
   };
 
   // Runs on a shard thread, holding a reference.
-  void OnApplied(uint64_t seq, const ConvertedBatch<ProfileUpdate>& batch, BatchResult result) {
+  void OnApplied(uint64_t seq, const ConvertedBatch<UpdateRef>& batch, BatchResult result) {
     result.errors = batch.Merge(std::move(result.errors));
     rejects_.Record("Stream", result.errors);
     v1::Ack ack;
@@ -503,10 +510,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
   };
 
   // A message read, and its profiles, which borrow its bytes.
-  struct Message {
-    grpc::Slice bytes;
-    DecodedReplayRequest decoded;
-  };
+  using Message = BorrowedMessage<DecodedReplayRequest>;
 
   // The message just read, decoded from the wire (see wire_decode.h) into views of
   // `*bytes`.

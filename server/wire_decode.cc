@@ -36,12 +36,12 @@ constexpr WireType kBytes = WireType::kLengthDelimited;
 constexpr uint32_t kEntryKey = Tag(1, kBytes);
 constexpr uint32_t kEntryValue = Tag(2, kBytes);
 
-// Whether each entry of a NamedValues being decoded has a kind.
+// A map being decoded (attributes, set, increment, an event's properties), and whether
+// each of its entries has a kind.
+using Entries = std::vector<NamedValueRef>;
 using Kinds = absl::InlinedVector<bool, 8>;
 
-// A map being decoded: NamedValues (owned entries) or a vector of NamedValueRef.
 // Sorts `v` (and `k` alike) by name, stably.
-template <typename Entries>
 void SortByName(Entries& v, Kinds& k) {
   const size_t n = v.size();
   // Most maps are a handful of properties or attributes: an insertion sort in place,
@@ -75,7 +75,6 @@ void SortByName(Entries& v, Kinds& k) {
 // Makes `values` what the map it was decoded from holds, as ConvertNamedValues would have
 // it: sorted by name, the last entry of each name kept. Returns the name of the first
 // value without a kind, if any.
-template <typename Entries>
 std::optional<std::string> FinishMap(Entries* values, Kinds* kinds) {
   Entries& v = *values;
   Kinds& k = *kinds;
@@ -112,9 +111,8 @@ std::optional<std::string> FinishMap(Entries* values, Kinds* kinds) {
 // 8.4-9.0 -> 7.5-7.8 µs, three alternating pairs).
 class Decoder {
  public:
-  // `arena` holds what the borrowed forms (ValueRef, EventRef) point to besides the
-  // bytes; the owned forms need none.
-  explicit Decoder(std::string_view bytes, google::protobuf::Arena* arena = nullptr)
+  // `arena` holds what the decoded refs point to besides the bytes.
+  Decoder(std::string_view bytes, google::protobuf::Arena* arena)
       : top_(bytes), r_(&top_), arena_(arena) {}
 
   // Reads fields up to the end of the message (the whole input, or the length-delimited
@@ -136,49 +134,42 @@ class Decoder {
   bool Skip(uint32_t tag) {
     return r_->Skip(tag >> 3, static_cast<WireType>(tag & 7)) || Failed();
   }
-  bool ReadString(std::string* s) {
-    std::string_view bytes;
-    if (!r_->ReadLengthDelimited(&bytes)) return Failed();
-    s->assign(bytes);
-    return true;
-  }
   ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadString(std::string_view* s) {
     return r_->ReadLengthDelimited(s) || Failed();
   }
   bool ReadVarint(uint64_t* v) { return r_->ReadVarint(v) || Failed(); }
   bool ReadFixed64(uint64_t* v) { return r_->ReadFixed64(v) || Failed(); }
 
-  // A Value message, merged into `v` (a Value or a ValueRef) as protobuf merges: the last
-  // member of the oneof wins, and a second list_value appends to the first.
-  template <typename V>
-  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadValue(V* v, bool* has_kind) {
+  // A Value message, merged into `v` as protobuf merges: the last member of the oneof
+  // wins, and a second list_value appends to the first.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadValue(ValueRef* v, bool* has_kind) {
     return ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
       switch (tag) {
         case Tag(v1::Value::kStringValueFieldNumber, kBytes): {
           std::string_view bytes;
           if (!r_->ReadLengthDelimited(&bytes)) return Failed();
-          v->SetString(bytes);
+          *v = ValueRef::String(bytes);
           break;
         }
         case Tag(v1::Value::kIntValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = V::Int(static_cast<int64_t>(n));
+          *v = ValueRef::Int(static_cast<int64_t>(n));
           break;
         case Tag(v1::Value::kFloatValueFieldNumber, kFixed64): {
           if (!ReadFixed64(&n)) return false;
           double f;
           std::memcpy(&f, &n, sizeof f);
-          *v = V::Float(f);
+          *v = ValueRef::Float(f);
           break;
         }
         case Tag(v1::Value::kBoolValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = V::Bool(n != 0);
+          *v = ValueRef::Bool(n != 0);
           break;
         case Tag(v1::Value::kTimeValueFieldNumber, kVarint):
           if (!ReadVarint(&n)) return false;
-          *v = V::Time(static_cast<int64_t>(n));
+          *v = ValueRef::Time(static_cast<int64_t>(n));
           break;
         case Tag(v1::Value::kListValueFieldNumber, kBytes):
           if (!ReadList(v, *has_kind && v->kind() == ValueKind::kList)) return false;
@@ -191,9 +182,7 @@ class Decoder {
     });
   }
 
-  // One entry of a map<string, Value>, appended to `out` (NamedValues, or a vector of
-  // NamedValueRef) as it came.
-  template <typename Entries>
+  // One entry of a map<string, Value>, appended to `out` as it came.
   ABSL_ATTRIBUTE_ALWAYS_INLINE bool ReadEntry(Entries* out, Kinds* kinds) {
     auto& [name, value] = out->emplace_back();
     bool& has_kind = kinds->emplace_back(false);
@@ -204,16 +193,14 @@ class Decoder {
     });
   }
 
-  // An Event (or EventRef), appended to `events` with its properties finished
-  // (FinishMap). The first property without a kind, if `error` has no message yet,
-  // becomes its message.
-  template <typename E>
-  bool ReadEvent(std::vector<E>* events, std::optional<std::string>* error) {
-    if (events->empty()) events->reserve(events_hint_);
+  // An event, appended to `events` with its properties finished (FinishMap) and kept in
+  // the arena. The first property without a kind, if `error` has no message yet, becomes
+  // its message.
+  bool ReadEvent(std::vector<EventRef>* events, std::optional<std::string>* error) {
     const size_t index = events->size();
-    E& e = events->emplace_back();
-    auto& properties = PropertiesOf(e);
-    properties.reserve(properties_hint_);
+    EventRef& e = events->emplace_back();
+    std::vector<NamedValueRef>& properties = properties_;
+    properties.clear();
     property_kinds_.clear();
     const bool ok = ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
@@ -233,12 +220,11 @@ class Decoder {
       }
     });
     if (!ok) return false;
-    properties_hint_ = std::min(properties.size(), kMaxEntriesHint);
     std::optional<std::string> bad = FinishMap(&properties, &property_kinds_);
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
     }
-    if constexpr (std::is_same_v<E, EventRef>) e.properties = Keep(properties);
+    e.properties = Keep(properties);
     return true;
   }
 
@@ -255,43 +241,21 @@ class Decoder {
     return {out, items.size()};
   }
 
-  // The events of the update just read: the next one reserves as many. (A replayed
-  // profile's events go to scratch that keeps its capacity.)
-  void EventsRead(size_t n) { events_hint_ = std::min(n, kMaxEventsHint); }
-
   // Where the bytes stopped being a message.
   size_t position() const { return failed_at_; }
 
  private:
-  // Where an event's properties are read: an Event's own, or (for an EventRef, which
-  // Keep gives its copy once they are finished) the decoder's scratch.
-  static NamedValues& PropertiesOf(Event& e) { return e.properties; }
-  std::vector<NamedValueRef>& PropertiesOf(EventRef& /*e*/) {
-    ref_properties_.clear();
-    return ref_properties_;
-  }
-
   // A list_value: its items, after those of `v` if `append` (a second list_value).
-  bool ReadList(Value* v, bool append) {
-    std::vector<std::string> items;
-    if (append) items = v->list_value();
-    if (!ReadListItems(&items)) return false;
-    *v = Value::List(std::move(items));
-    return true;
-  }
   bool ReadList(ValueRef* v, bool append) {
     list_items_.clear();
     if (append) list_items_.assign(v->list_value().begin(), v->list_value().end());
-    if (!ReadListItems(&list_items_)) return false;
+    const bool ok = ReadMessage(true, [&](uint32_t tag) {
+      if (tag != Tag(v1::StringList::kValuesFieldNumber, kBytes)) return Skip(tag);
+      return ReadString(&list_items_.emplace_back());
+    });
+    if (!ok) return false;
     *v = ValueRef::List(Keep(list_items_));
     return true;
-  }
-  template <typename Items>
-  bool ReadListItems(Items* items) {
-    return ReadMessage(true, [&](uint32_t tag) {
-      if (tag != Tag(v1::StringList::kValuesFieldNumber, kBytes)) return Skip(tag);
-      return ReadString(&items->emplace_back());
-    });
   }
 
   template <typename OnField>
@@ -318,16 +282,11 @@ class Decoder {
   Reader* r_;  // the reader of the message being read
   bool failed_ = false;
   size_t failed_at_ = 0;
-  // Capacity to reserve: what the previous update and event needed — up to a bound, so
-  // that one outsized update does not make the next ones reserve as much.
-  static constexpr size_t kMaxEventsHint = 1024;
-  static constexpr size_t kMaxEntriesHint = 32;  // properties
-  size_t events_hint_ = 0;
-  size_t properties_hint_ = 0;
-  Kinds property_kinds_;  // of the event being read
   google::protobuf::Arena* const arena_;
-  // Scratch of the borrowed forms, copied to the arena once complete.
-  std::vector<NamedValueRef> ref_properties_;
+  // Scratch of the event or list being read, copied to the arena once complete; it keeps
+  // its capacity from one to the next.
+  std::vector<NamedValueRef> properties_;
+  Kinds property_kinds_;
   std::vector<std::string_view> list_items_;
 };
 
@@ -335,6 +294,14 @@ absl::Status Malformed(std::string_view what, size_t position) {
   return absl::InvalidArgumentError(absl::StrCat(
       "the ", AsAbsl(what), " message is not valid protobuf wire format (at byte ", position,
       ")"));
+}
+
+// The arena of one decoded request: blocks of `first_block` bytes, growing to 1 MiB.
+std::unique_ptr<google::protobuf::Arena> NewRequestArena(size_t first_block) {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = first_block;
+  options.max_block_size = 1 << 20;
+  return std::make_unique<google::protobuf::Arena>(options);
 }
 
 template <typename T>
@@ -350,30 +317,39 @@ void Add(ConvertedBatch<T>* batch, uint32_t index, T item, std::optional<std::st
 }  // namespace
 
 absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
-  Decoder in(bytes);
   DecodedUpdateBatch out;
-  uint32_t index = 0;
+  out.arena = NewRequestArena(16 << 10);  // an update's refs take ~150 bytes
+  Decoder in(bytes, out.arena.get());
+  // The update being read, before Keep copies its parts to the arena.
+  std::vector<NamedValueRef> set, increment;
   Kinds set_kinds, increment_kinds;
+  std::vector<std::string_view> unset;
+  std::vector<EventRef> events;
+  uint32_t index = 0;
   const bool ok = in.ReadMessage(false, [&](uint32_t tag) {
     if (tag == Tag(v1::UpdateBatch::kSeqFieldNumber, kVarint)) return in.ReadVarint(&out.seq);
     if (tag != Tag(v1::UpdateBatch::kUpdatesFieldNumber, kBytes)) return in.Skip(tag);
-    ProfileUpdate u;
+    UpdateRef u;
     std::optional<std::string> event_error;
+    set.clear();
+    increment.clear();
     set_kinds.clear();
     increment_kinds.clear();
+    unset.clear();
+    events.clear();
     const bool read = in.ReadMessage(true, [&](uint32_t field) {
       uint64_t n;
       switch (field) {
         case Tag(v1::ProfileUpdate::kKeyFieldNumber, kBytes):
           return in.ReadString(&u.key);
         case Tag(v1::ProfileUpdate::kSetFieldNumber, kBytes):
-          return in.ReadEntry(&u.set, &set_kinds);
+          return in.ReadEntry(&set, &set_kinds);
         case Tag(v1::ProfileUpdate::kUnsetFieldNumber, kBytes):
-          return in.ReadString(&u.unset.emplace_back());
+          return in.ReadString(&unset.emplace_back());
         case Tag(v1::ProfileUpdate::kIncrementFieldNumber, kBytes):
-          return in.ReadEntry(&u.increment, &increment_kinds);
+          return in.ReadEntry(&increment, &increment_kinds);
         case Tag(v1::ProfileUpdate::kEventsFieldNumber, kBytes):
-          return in.ReadEvent(&u.events, &event_error);
+          return in.ReadEvent(&events, &event_error);
         case Tag(v1::ProfileUpdate::kDeleteFieldNumber, kVarint):
           if (!in.ReadVarint(&n)) return false;
           u.del = n != 0;
@@ -383,21 +359,21 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
       }
     });
     if (!read) return false;
-    in.EventsRead(u.events.size());
     std::optional<std::string> error;
-    if (u.del) {  // a delete ignores the rest of the update (SPEC §2), kinds included
-      ProfileUpdate only_delete;
-      only_delete.key = std::move(u.key);
-      only_delete.del = true;
-      u = std::move(only_delete);
-    } else if (std::optional<std::string> bad = FinishMap(&u.set, &set_kinds)) {
+    if (u.del) {
+      // A delete ignores the rest of the update (SPEC §2), kinds included.
+    } else if (std::optional<std::string> bad = FinishMap(&set, &set_kinds)) {
       error = ValueWithoutKind("set", *bad);
-    } else if (std::optional<std::string> bad = FinishMap(&u.increment, &increment_kinds)) {
+    } else if (std::optional<std::string> bad = FinishMap(&increment, &increment_kinds)) {
       error = ValueWithoutKind("increment", *bad);
     } else {
       error = std::move(event_error);
+      u.set = in.Keep(set);
+      u.unset = in.Keep(unset);
+      u.increment = in.Keep(increment);
+      u.events = in.Keep(events);
     }
-    Add(&out.updates, index++, std::move(u), std::move(error));
+    Add(&out.updates, index++, u, std::move(error));
     return true;
   });
   if (!ok) return Malformed("UpdateBatch", in.position());
@@ -407,10 +383,7 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
 absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
                                                          uint32_t first_index) {
   DecodedReplayRequest out;
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.start_block_size = 64 << 10;  // a profile's refs take ~2 KB
-  arena_options.max_block_size = 1 << 20;
-  out.arena = std::make_unique<google::protobuf::Arena>(arena_options);
+  out.arena = NewRequestArena(64 << 10);  // a profile's refs take ~2 KB
   Decoder in(bytes, out.arena.get());
   // The profile being read, before Keep copies its parts to the arena.
   std::vector<NamedValueRef> attributes;

@@ -14,12 +14,14 @@
 // decoded from their wire bytes straight into the engine's types, without building
 // protobuf messages first. For a replayed profile that parse (maps into hash tables, every
 // event a message) and the copy out of it cost more than the engine's replace itself.
-// A replayed profile is not even copied: it comes out as a ProfileRef, its strings views
-// of the request's bytes and its lists of entries and events in an arena per request
-// (a few blocks, where owned profiles took ~40 allocations each).
+// Nothing is even copied: a replayed profile comes out as a ProfileRef and an update as
+// an UpdateRef, their strings views of the request's bytes and their lists of entries
+// and events in an arena per request (a few blocks, where owned profiles took ~40
+// allocations each, and an owned update 2-4).
 //
 // The result is exactly what parsing with the generated code and then UpdatesFromProto /
-// ProfilesFromProto gives (tests/server/wire_decode_test.cc checks it on random messages):
+// ProfilesFromProto gives (tests/server/wire_decode_test.cc checks it on random messages,
+// through ToProfileUpdate and ToProfileData):
 // unknown fields and fields of an unexpected wire type are skipped, the last value of a
 // singular field wins, a map keeps the last entry of a key and comes out sorted by name, a
 // message field given twice is merged, and a value without a kind rejects its update or
@@ -27,12 +29,14 @@
 // are not a well-formed message fail the whole request with INVALID_ARGUMENT naming the
 // byte offset (protobuf would fail the call without saying where), and strings are not
 // checked for UTF-8 here but by the engine, which rejects just the profile or update that
-// holds a bad one, naming the field. (For a replay, "gives" means after ToProfileData.)
+// holds a bad one, naming the field.
 namespace segd::server {
 
 struct DecodedUpdateBatch {
   uint64_t seq = 0;
-  ConvertedBatch<ProfileUpdate> updates;
+  // Borrowed, as a replay's profiles are.
+  ConvertedBatch<UpdateRef> updates;
+  std::unique_ptr<google::protobuf::Arena> arena;
 };
 
 struct DecodedReplayRequest {

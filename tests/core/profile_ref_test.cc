@@ -1,5 +1,5 @@
-// A borrowed profile (core/profile_ref.h), as the Replay RPC decodes it, replaces and
-// is rejected exactly as its owned copy is.
+// A borrowed profile or update (core/profile_ref.h), as the Replay and Stream RPCs decode
+// them, replaces or applies and is rejected exactly as its owned copy is.
 #include "core/profile_ref.h"
 
 #include <catch2/catch.hpp>
@@ -24,13 +24,28 @@ class Borrowed {
     ProfileRef ref;
     ref.key = p.key;
     ref.attributes = Entries(p.attributes);
-    std::vector<EventRef>& events = events_.emplace_back();
-    for (const Event& e : p.events) events.push_back({e.type, e.time, e.id, Entries(e.properties)});
-    ref.events = events;
+    ref.events = Events(p.events);
+    return ref;
+  }
+  UpdateRef Of(const ProfileUpdate& u) {
+    UpdateRef ref;
+    ref.key = u.key;
+    ref.set = Entries(u.set);
+    std::vector<std::string_view>& unset = lists_.emplace_back();
+    for (const std::string& name : u.unset) unset.push_back(name);
+    ref.unset = unset;
+    ref.increment = Entries(u.increment);
+    ref.events = Events(u.events);
+    ref.del = u.del;
     return ref;
   }
 
  private:
+  std::span<const EventRef> Events(const std::vector<Event>& in) {
+    std::vector<EventRef>& events = events_.emplace_back();
+    for (const Event& e : in) events.push_back({e.type, e.time, e.id, Entries(e.properties)});
+    return events;
+  }
   std::span<const NamedValueRef> Entries(const NamedValues& values) {
     std::vector<NamedValueRef>& out = entries_.emplace_back();
     for (const auto& [name, value] : values) out.emplace_back(name, Of(value));
@@ -74,7 +89,33 @@ class RandomProfiles {
     ProfileData p;
     p.key = OneIn(40) ? "\xff" : "k" + std::to_string(Below(30));
     for (size_t n = Below(7); n > 0; --n) p.attributes.emplace_back(Name(), RandomValue());
-    for (size_t n = Below(9); n > 0; --n) {
+    for (size_t n = Below(9); n > 0; --n) p.events.push_back(RandomEvent());
+    return p;
+  }
+
+  // Updates of the same keys: set, unset and increment (of numbers, now and then of
+  // something else, now and then overflowing) and events; never a delete, which the
+  // store does not take.
+  ProfileUpdate NextUpdate() {
+    ProfileUpdate u;
+    u.key = OneIn(40) ? "\xff" : "k" + std::to_string(Below(30));
+    for (size_t n = Below(3); n > 0; --n) u.set.emplace_back(Name(), RandomValue());
+    for (size_t n = Below(2); n > 0; --n) u.unset.push_back(Name());
+    for (size_t n = Below(3); n > 0; --n) {
+      Value delta = OneIn(8)   ? RandomValue()
+                    : OneIn(2) ? Value::Int(static_cast<int64_t>(Below(1000)) - 500)
+                               : Value::Float(static_cast<double>(Below(1000)) / 8);
+      u.increment.emplace_back(Name(), std::move(delta));
+    }
+    for (size_t n = Below(3); n > 0; --n) u.events.push_back(RandomEvent());
+    return u;
+  }
+
+ private:
+  bool OneIn(uint64_t n) { return rng_() % n == 0; }
+  uint64_t Below(uint64_t n) { return rng_() % n; }
+
+  Event RandomEvent() {
       Event e;
       e.type = OneIn(50) ? "" : std::string(1, static_cast<char>('a' + Below(4)));
       const int64_t times[] = {0,
@@ -87,14 +128,8 @@ class RandomProfiles {
       if (OneIn(3)) e.id = "id" + std::to_string(Below(3));
       if (OneIn(60)) e.id = "\xfe";
       for (size_t m = Below(4); m > 0; --m) e.properties.emplace_back(Name(), RandomValue());
-      p.events.push_back(std::move(e));
-    }
-    return p;
+      return e;
   }
-
- private:
-  bool OneIn(uint64_t n) { return rng_() % n == 0; }
-  uint64_t Below(uint64_t n) { return rng_() % n; }
 
   std::string Name() {
     if (OneIn(60)) return "";
@@ -164,6 +199,61 @@ TEST_CASE("A borrowed profile replaces, and is rejected, as its owned copy is", 
     CHECK(got->attributes == want->attributes);
     CHECK(got->event_types == want->event_types);
     CHECK(got->events_added == want->events_added);
+    REQUIRE(by_ref.Read(got->slot, kNow) == owned.Read(want->slot, kNow));
+  }
+  // Both outcomes were exercised, many times.
+  CHECK(rejected > 500);
+  CHECK(rejected < 4500);
+  CHECK(by_ref.size() == owned.size());
+  CHECK(by_ref.event_count() == owned.event_count());
+}
+
+TEST_CASE("A borrowed update reads back as the owned update it views", "[core][ref]") {
+  RandomProfiles random(13, /*with_nan=*/false);
+  Borrowed borrowed;
+  for (int i = 0; i < 500; ++i) {
+    const ProfileUpdate u = random.NextUpdate();
+    const ProfileUpdate back = ToProfileUpdate(borrowed.Of(u));
+    CHECK(back.key == u.key);
+    CHECK(back.set == u.set);
+    CHECK(back.unset == u.unset);
+    CHECK(back.increment == u.increment);
+    CHECK(back.events == u.events);
+    CHECK(back.del == u.del);
+  }
+}
+
+TEST_CASE("A borrowed update applies, and is rejected, as its owned copy is", "[core][ref]") {
+  EngineOptions options = Options(6);
+  options.retention_ms = 30 * kDay;
+  ProfileStore owned(options), by_ref(options);
+  RandomProfiles random(14, /*with_nan=*/true);
+  Borrowed borrowed;
+  int rejected = 0;
+  for (int i = 0; i < 5000; ++i) {
+    // Now and then a whole profile, so that updates meet attributes of every kind.
+    if (i % 10 == 0) {
+      const ProfileData p = random.Next();
+      REQUIRE(by_ref.Replace(p, kNow).status() == owned.Replace(p, kNow).status());
+    }
+    const ProfileUpdate u = random.NextUpdate();
+    const UpdateRef ref = borrowed.Of(u);
+    CHECK(by_ref.Validate(ref, kNow) == owned.Validate(u, kNow));
+    const absl::StatusOr<AppliedUpdate> want = owned.Apply(u, kNow);
+    const absl::StatusOr<AppliedUpdate> got = by_ref.Apply(ref, kNow);
+    INFO("update " << i << ": " << want.status().ToString());
+    REQUIRE(got.status() == want.status());
+    if (!want.ok()) {
+      ++rejected;
+      continue;
+    }
+    CHECK(got->slot == want->slot);
+    CHECK(got->created == want->created);
+    CHECK(got->attributes == want->attributes);
+    CHECK(got->event_types == want->event_types);
+    CHECK(got->events_added == want->events_added);
+    CHECK(got->events_appended == want->events_appended);
+    CHECK(got->events_dropped == want->events_dropped);
     REQUIRE(by_ref.Read(got->slot, kNow) == owned.Read(want->slot, kNow));
   }
   // Both outcomes were exercised, many times.

@@ -142,7 +142,7 @@ void CheckUpdateBatch(const std::string& bytes) {
   REQUIRE(decoded->updates.items.size() == want.items.size());
   for (size_t i = 0; i < want.items.size(); ++i) {
     INFO("update " << i);
-    CHECK(SameUpdate(decoded->updates.items[i], want.items[i]));
+    CHECK(SameUpdate(ToProfileUpdate(decoded->updates.items[i]), want.items[i]));
   }
 }
 
@@ -317,7 +317,8 @@ TEST_CASE("Strings are not checked for UTF-8 by the decoder but by the engine", 
   REQUIRE(replay.ok());
   REQUIRE(replay->converted.items.size() == 2);
   CHECK(replay->converted.items[0].key == bad);
-  absl::StatusOr<DecodedUpdateBatch> batch = DecodeUpdateBatch(Field(2, Field(1, bad)));
+  const std::string update = Field(2, Field(1, bad));  // the decoded key views it
+  absl::StatusOr<DecodedUpdateBatch> batch = DecodeUpdateBatch(update);
   REQUIRE(batch.ok());
   REQUIRE(batch->updates.items.size() == 1);
   CHECK(batch->updates.items[0].key == bad);
