@@ -168,6 +168,33 @@ class RandomProfiles {
   bool with_nan_;
 };
 
+// What a store fed a borrowed profile or update did against what one fed its owned copy
+// did: the same status and, if accepted, the same result and read-back. Returns whether
+// it was rejected.
+bool CheckSameOutcome(const absl::StatusOr<AppliedUpdate>& got,
+                      const absl::StatusOr<AppliedUpdate>& want, const ProfileStore& by_ref,
+                      const ProfileStore& owned) {
+  REQUIRE(got.status() == want.status());
+  if (!want.ok()) return true;
+  CHECK(got->slot == want->slot);
+  CHECK(got->created == want->created);
+  CHECK(got->attributes == want->attributes);
+  CHECK(got->event_types == want->event_types);
+  CHECK(got->events_added == want->events_added);
+  CHECK(got->events_appended == want->events_appended);
+  CHECK(got->events_dropped == want->events_dropped);
+  REQUIRE(by_ref.Read(got->slot, kNow) == owned.Read(want->slot, kNow));
+  return false;
+}
+
+// After 5,000 inputs: both outcomes were exercised, many times, and the stores agree.
+void CheckStoresAlike(int rejected, const ProfileStore& by_ref, const ProfileStore& owned) {
+  CHECK(rejected > 500);
+  CHECK(rejected < 4500);
+  CHECK(by_ref.size() == owned.size());
+  CHECK(by_ref.event_count() == owned.event_count());
+}
+
 TEST_CASE("A borrowed profile reads back as the owned profile it views", "[core][ref]") {
   RandomProfiles random(11, /*with_nan=*/false);
   Borrowed borrowed;
@@ -189,23 +216,9 @@ TEST_CASE("A borrowed profile replaces, and is rejected, as its owned copy is", 
     const absl::StatusOr<AppliedUpdate> want = owned.Replace(p, kNow);
     const absl::StatusOr<AppliedUpdate> got = by_ref.Replace(borrowed.Of(p), kNow);
     INFO("profile " << i << ": " << want.status().ToString());
-    REQUIRE(got.status() == want.status());
-    if (!want.ok()) {
-      ++rejected;
-      continue;
-    }
-    CHECK(got->slot == want->slot);
-    CHECK(got->created == want->created);
-    CHECK(got->attributes == want->attributes);
-    CHECK(got->event_types == want->event_types);
-    CHECK(got->events_added == want->events_added);
-    REQUIRE(by_ref.Read(got->slot, kNow) == owned.Read(want->slot, kNow));
+    rejected += CheckSameOutcome(got, want, by_ref, owned);
   }
-  // Both outcomes were exercised, many times.
-  CHECK(rejected > 500);
-  CHECK(rejected < 4500);
-  CHECK(by_ref.size() == owned.size());
-  CHECK(by_ref.event_count() == owned.event_count());
+  CheckStoresAlike(rejected, by_ref, owned);
 }
 
 TEST_CASE("A borrowed update reads back as the owned update it views", "[core][ref]") {
@@ -242,25 +255,9 @@ TEST_CASE("A borrowed update applies, and is rejected, as its owned copy is", "[
     const absl::StatusOr<AppliedUpdate> want = owned.Apply(u, kNow);
     const absl::StatusOr<AppliedUpdate> got = by_ref.Apply(ref, kNow);
     INFO("update " << i << ": " << want.status().ToString());
-    REQUIRE(got.status() == want.status());
-    if (!want.ok()) {
-      ++rejected;
-      continue;
-    }
-    CHECK(got->slot == want->slot);
-    CHECK(got->created == want->created);
-    CHECK(got->attributes == want->attributes);
-    CHECK(got->event_types == want->event_types);
-    CHECK(got->events_added == want->events_added);
-    CHECK(got->events_appended == want->events_appended);
-    CHECK(got->events_dropped == want->events_dropped);
-    REQUIRE(by_ref.Read(got->slot, kNow) == owned.Read(want->slot, kNow));
+    rejected += CheckSameOutcome(got, want, by_ref, owned);
   }
-  // Both outcomes were exercised, many times.
-  CHECK(rejected > 500);
-  CHECK(rejected < 4500);
-  CHECK(by_ref.size() == owned.size());
-  CHECK(by_ref.event_count() == owned.event_count());
+  CheckStoresAlike(rejected, by_ref, owned);
 }
 
 }  // namespace
