@@ -147,7 +147,8 @@ void Engine::ApplySpan(std::span<const Update> updates, Done<BatchResult> done) 
           if (status.ok()) {
             ++part.applied;
           } else {
-            part.errors.push_back(UpdateError{i, std::string(u.key), std::string(status.message())});
+            part.errors.push_back(
+                UpdateError{i, std::string(u.key), std::string(status.message())});
           }
         });
         s.Flush();
