@@ -224,13 +224,6 @@ void Engine::ReplaySpan(std::span<const Profile> profiles, bool quiet, Done<Repl
       });
 }
 
-void Engine::ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done) {
-  auto owned = std::make_shared<std::vector<ProfileData>>(std::move(profiles));
-  ReplaySpan<ProfileData>(*owned, quiet, [owned, done = std::move(done)](ReplayResult r) mutable {
-    std::move(done)(std::move(r));
-  });
-}
-
 void Engine::ReplayAsync(std::span<const ProfileRef> profiles, bool quiet,
                          Done<ReplayResult> done) {
   ReplaySpan(profiles, quiet, std::move(done));

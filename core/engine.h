@@ -126,7 +126,6 @@ class Engine {
   void ApplyAsync(std::vector<ProfileUpdate> updates, Done<BatchResult> done);
   // Updates borrowed from memory that the caller keeps, unchanged, until `done` runs.
   void ApplyAsync(std::span<const UpdateRef> updates, Done<BatchResult> done);
-  void ReplayAsync(std::vector<ProfileData> profiles, bool quiet, Done<ReplayResult> done);
   // Profiles borrowed from memory that the caller keeps, unchanged, until `done` runs.
   void ReplayAsync(std::span<const ProfileRef> profiles, bool quiet, Done<ReplayResult> done);
   BatchResult Apply(std::span<const ProfileUpdate> updates);

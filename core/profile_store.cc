@@ -618,35 +618,30 @@ std::optional<Slot> ProfileStore::Prefetch(std::string_view key, PrefetchStage s
 
 namespace {
 
-template <typename Update>
-void PrefetchEventValues(const codec::ValueDictionary& values, const Update& update) {
-  for (const auto& e : update.events) {
-    for (const auto& [name, value] : e.properties) {
-      if (value.kind() == ValueKind::kString) values.Prefetch(value.string_value());
-    }
+// Calls f(s) for each string value of `entries` (NamedValues or a span of NamedValueRef).
+template <typename Entries, typename F>
+void ForEachString(const Entries& entries, const F& f) {
+  for (const auto& [name, value] : entries) {
+    if (value.kind() == ValueKind::kString) f(value.string_value());
   }
 }
 
 }  // namespace
 
 void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
-  PrefetchEventValues(impl_->values, update);
+  const auto prefetch = [&](std::string_view s) { impl_->values.Prefetch(s); };
+  for (const Event& e : update.events) ForEachString(e.properties, prefetch);
 }
 
 void ProfileStore::PrefetchValues(const UpdateRef& update) const {
-  PrefetchEventValues(impl_->values, update);
+  const auto prefetch = [&](std::string_view s) { impl_->values.Prefetch(s); };
+  for (const EventRef& e : update.events) ForEachString(e.properties, prefetch);
 }
 
 void ProfileStore::PrefetchValues(const ProfileRef& profile) const {
-  const codec::ValueDictionary& values = impl_->values;
-  for (const auto& [name, value] : profile.attributes) {
-    if (value.kind() == ValueKind::kString) values.PrefetchWithSighting(value.string_value());
-  }
-  for (const EventRef& e : profile.events) {
-    for (const auto& [name, value] : e.properties) {
-      if (value.kind() == ValueKind::kString) values.PrefetchWithSighting(value.string_value());
-    }
-  }
+  const auto prefetch = [&](std::string_view s) { impl_->values.PrefetchWithSighting(s); };
+  ForEachString(profile.attributes, prefetch);
+  for (const EventRef& e : profile.events) ForEachString(e.properties, prefetch);
 }
 
 absl::Status ProfileStore::Validate(const ProfileUpdate& update, int64_t now) const {

@@ -199,8 +199,7 @@ class Decoder {
   bool ReadEvent(std::vector<EventRef>* events, std::optional<std::string>* error) {
     const size_t index = events->size();
     EventRef& e = events->emplace_back();
-    std::vector<NamedValueRef>& properties = properties_;
-    properties.clear();
+    properties_.clear();
     property_kinds_.clear();
     const bool ok = ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
@@ -212,7 +211,7 @@ class Decoder {
           e.time = static_cast<int64_t>(n);
           return true;
         case Tag(v1::Event::kPropertiesFieldNumber, kBytes):
-          return ReadEntry(&properties, &property_kinds_);
+          return ReadEntry(&properties_, &property_kinds_);
         case Tag(v1::Event::kIdFieldNumber, kBytes):
           return ReadString(&e.id);
         default:
@@ -220,11 +219,11 @@ class Decoder {
       }
     });
     if (!ok) return false;
-    std::optional<std::string> bad = FinishMap(&properties, &property_kinds_);
+    std::optional<std::string> bad = FinishMap(&properties_, &property_kinds_);
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
     }
-    e.properties = Keep(properties);
+    e.properties = Keep(properties_);
     return true;
   }
 
@@ -285,7 +284,7 @@ class Decoder {
   google::protobuf::Arena* const arena_;
   // Scratch of the event or list being read, copied to the arena once complete; it keeps
   // its capacity from one to the next.
-  std::vector<NamedValueRef> properties_;
+  Entries properties_;
   Kinds property_kinds_;
   std::vector<std::string_view> list_items_;
 };
@@ -321,7 +320,7 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
   out.arena = NewRequestArena(16 << 10);  // an update's refs take ~150 bytes
   Decoder in(bytes, out.arena.get());
   // The update being read, before Keep copies its parts to the arena.
-  std::vector<NamedValueRef> set, increment;
+  Entries set, increment;
   Kinds set_kinds, increment_kinds;
   std::vector<std::string_view> unset;
   std::vector<EventRef> events;
@@ -386,7 +385,7 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
   out.arena = NewRequestArena(64 << 10);  // a profile's refs take ~2 KB
   Decoder in(bytes, out.arena.get());
   // The profile being read, before Keep copies its parts to the arena.
-  std::vector<NamedValueRef> attributes;
+  Entries attributes;
   Kinds attribute_kinds;
   std::vector<EventRef> events;
   const bool ok = in.ReadMessage(false, [&](uint32_t tag) {
@@ -420,9 +419,9 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
       error = ValueWithoutKind("attributes", *bad);
     } else {
       error = std::move(event_error);
+      p.attributes = in.Keep(attributes);
+      p.events = in.Keep(events);
     }
-    p.attributes = in.Keep(attributes);
-    p.events = in.Keep(events);
     Add(&out.converted, first_index + out.profiles++, p, std::move(error));
     return true;
   });

@@ -6,7 +6,6 @@
 
 #include "absl/status/statusor.h"
 #include "core/profile_ref.h"
-#include "core/profile_update.h"
 #include "google/protobuf/arena.h"
 #include "server/convert.h"
 
