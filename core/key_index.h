@@ -6,7 +6,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/hash/hash.h"
 #include "core/text.h"
 
 namespace segd {
@@ -33,9 +32,7 @@ class KeyIndex {
 
   explicit KeyIndex(KeyOf key_of) : key_of_(key_of) {}
 
-  static uint64_t Hash(std::string_view key) {
-    return absl::Hash<absl::string_view>{}(AsAbsl(key));
-  }
+  static uint64_t Hash(std::string_view key) { return HashString(key); }
 
   size_t size() const { return size_; }
   size_t MemoryBytes() const { return entries_.capacity() * sizeof(uint64_t); }
@@ -64,7 +61,7 @@ class KeyIndex {
     for (size_t i = Home(hash);; i = Next(i)) {
       const uint64_t e = entries_[i];
       if (e == kEmpty) return std::nullopt;
-      if (TagOf(e) == tag && key_of_(SlotOf(e)) == key) return SlotOf(e);
+      if (TagOf(e) == tag && SameString(key_of_(SlotOf(e)), key)) return SlotOf(e);
     }
   }
 

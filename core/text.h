@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -24,16 +26,94 @@ bool IsValidUtf8(std::string_view s);
 // echoing a client's bytes in a message that must be UTF-8 (a proto3 string).
 std::string ToValidUtf8(std::string_view s);
 
+namespace text_internal {
+
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+// The 128-bit product of a and b, its halves in *a (low) and *b (high).
+inline void Multiply(uint64_t* a, uint64_t* b) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(*a) * *b;
+  *a = static_cast<uint64_t>(r);
+  *b = static_cast<uint64_t>(r >> 64);
+}
+inline uint64_t Mix(uint64_t a, uint64_t b) {
+  Multiply(&a, &b);
+  return a ^ b;
+}
+inline constexpr uint64_t kSecret0 = 0xa0761d6478bd642full;
+inline constexpr uint64_t kSecret1 = 0xe7037ed1a0b428dbull;
+// Its address seeds the hash: different in each process (ASLR), as Abseil's is, so that
+// a client cannot prepare keys that collide.
+inline constexpr char kSeedAnchor = 0;
+
+}  // namespace text_internal
+
+// A fast hash of a string's bytes: wyhash's scheme (two 64-bit words of the string, one
+// 128-bit multiply, one more to finish) for strings of up to 32 bytes — profile keys,
+// names and most values, hashed several times for every update — and Abseil's hash for
+// longer ones. Inline, with no loop over a short string's bytes.
+inline uint64_t HashString(std::string_view s) {
+  using namespace text_internal;
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t seed = reinterpret_cast<uintptr_t>(&kSeedAnchor) ^ kSecret0;
+  uint64_t a, b;
+  if (n <= 16) {
+    if (n >= 8) {
+      a = Load64(p);
+      b = Load64(p + n - 8);
+    } else if (n >= 4) {
+      a = Load32(p) << 32 | Load32(p + n - 4);
+      b = 0;
+    } else if (n > 0) {
+      a = uint64_t{static_cast<uint8_t>(p[0])} << 16 |
+          uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8 | static_cast<uint8_t>(p[n - 1]);
+      b = 0;
+    } else {
+      a = b = 0;
+    }
+  } else if (n <= 32) {
+    seed = Mix(Load64(p) ^ kSecret1, Load64(p + 8) ^ seed);
+    a = Load64(p + n - 16);
+    b = Load64(p + n - 8);
+  } else {
+    return absl::Hash<absl::string_view>{}(AsAbsl(s));
+  }
+  a ^= kSecret1;
+  b ^= seed;
+  Multiply(&a, &b);
+  return Mix(a ^ kSecret0 ^ n, b ^ kSecret1);
+}
+
+// a == b, without a call to memcmp for strings of up to 16 bytes (the overlapping
+// words HashString reads).
+inline bool SameString(std::string_view x, std::string_view y) {
+  using namespace text_internal;
+  const size_t n = x.size();
+  if (n != y.size()) return false;
+  const char* p = x.data();
+  const char* q = y.data();
+  if (n > 16) return std::memcmp(p, q, n) == 0;
+  if (n >= 8) return ((Load64(p) ^ Load64(q)) | (Load64(p + n - 8) ^ Load64(q + n - 8))) == 0;
+  if (n >= 4) return ((Load32(p) ^ Load32(q)) | (Load32(p + n - 4) ^ Load32(q + n - 4))) == 0;
+  return n == 0 || (p[0] == q[0] && p[n >> 1] == q[n >> 1] && p[n - 1] == q[n - 1]);
+}
+
 struct StringHash {
   using is_transparent = void;
-  // Abseil's own string hash: for std::string_view, Debian's absl::Hash falls back to
-  // std::hash (an out-of-line MurmurHash), which is slower on the short keys and names
-  // hashed on every update.
-  size_t operator()(std::string_view s) const { return absl::Hash<absl::string_view>{}(AsAbsl(s)); }
+  size_t operator()(std::string_view s) const { return HashString(s); }
 };
 struct StringEq {
   using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  bool operator()(std::string_view a, std::string_view b) const { return SameString(a, b); }
 };
 
 // Maps and sets keyed by std::string that can be searched with a std::string_view.
