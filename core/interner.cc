@@ -1,13 +1,26 @@
 #include "core/interner.h"
 
+#include <utility>
+
 namespace segd {
 
-uint32_t Interner::Intern(std::string_view s) {
-  if (auto it = ids_.find(s); it != ids_.end()) return it->second;
-  const std::string& stored = storage_.emplace_back(s);
-  const auto id = static_cast<uint32_t>(strings_.size());
-  strings_.push_back(stored);
-  ids_.emplace(stored, id);
+uint32_t Interner::InternAfterMiss(std::string_view s, uint32_t* set) {
+  if (set[1] != 0 && SameString(strings_[set[1] - 1], s)) {
+    std::swap(set[0], set[1]);
+    return set[0] - 1;
+  }
+  uint32_t id;
+  const size_t hash = Hash(s);
+  if (auto it = ids_.find(s, hash); it != ids_.end()) {
+    id = it->second;
+  } else {
+    const std::string& stored = storage_.emplace_back(s);
+    id = static_cast<uint32_t>(strings_.size());
+    strings_.push_back(stored);
+    ids_.emplace(stored, id);
+  }
+  set[1] = set[0];  // the less recent of the two goes
+  set[0] = id + 1;
   return id;
 }
 
