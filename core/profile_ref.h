@@ -80,10 +80,19 @@ struct EventRef {
   std::span<const NamedValueRef> properties;
 };
 
+// The memory a borrowed profile or update was decoded from and into, for the store to
+// load ahead of use: a shard reads it first from another core than the decoder's.
+struct RefMemory {
+  std::string_view wire;   // its message in the request's bytes
+  std::string_view arena;  // its entries, events and lists (the arena's copies), if
+                           // laid out together; else empty
+};
+
 struct ProfileRef {
   std::string_view key;
   std::span<const NamedValueRef> attributes;
   std::span<const EventRef> events;
+  RefMemory memory;
 };
 
 struct UpdateRef {
@@ -93,6 +102,7 @@ struct UpdateRef {
   std::span<const NamedValueRef> increment;
   std::span<const EventRef> events;
   bool del = false;
+  RefMemory memory;
 };
 
 // The owned copies, as a client would read them back (tests compare the two forms).

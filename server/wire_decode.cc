@@ -237,7 +237,18 @@ class Decoder {
     const size_t words = (items.size() * sizeof(T) + sizeof(uint64_t) - 1) / sizeof(uint64_t);
     T* out = reinterpret_cast<T*>(google::protobuf::Arena::CreateArray<uint64_t>(arena_, words));
     std::uninitialized_copy(items.begin(), items.end(), out);
+    NoteKept(reinterpret_cast<const char*>(out), words * sizeof(uint64_t));
     return {out, items.size()};
+  }
+
+  // The position of the next byte to read.
+  size_t offset() const { return r_->position(); }
+  // Starts an item (a profile or an update) for kept_memory().
+  void StartItem() { kept_begin_ = kept_end_ = nullptr; }
+  // What Keep copied to the arena since StartItem, if it lies in one piece (the arena
+  // allocates in order within a block); else the first piece.
+  std::string_view kept_memory() const {
+    return std::string_view(kept_begin_, static_cast<size_t>(kept_end_ - kept_begin_));
   }
 
   // Where the bytes stopped being a message.
@@ -268,6 +279,19 @@ class Decoder {
     return true;
   }
 
+  void NoteKept(const char* p, size_t size) {
+    constexpr ptrdiff_t kMaxGap = 64;  // the arena's alignment and block headers
+    if (kept_begin_ == nullptr) {
+      kept_begin_ = p;
+      kept_end_ = p + size;
+      contiguous_ = true;
+    } else if (contiguous_ && p >= kept_end_ && p - kept_end_ <= kMaxGap) {
+      kept_end_ = p + size;
+    } else {
+      contiguous_ = false;
+    }
+  }
+
   // Records where the innermost failure happened (the first one recorded); false.
   bool Failed() {
     if (!failed_) {
@@ -287,6 +311,10 @@ class Decoder {
   Entries properties_;
   Kinds property_kinds_;
   std::vector<std::string_view> list_items_;
+  // What Keep copied since StartItem (kept_memory).
+  const char* kept_begin_ = nullptr;
+  const char* kept_end_ = nullptr;
+  bool contiguous_ = false;
 };
 
 absl::Status Malformed(std::string_view what, size_t position) {
@@ -329,6 +357,8 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
     if (tag == Tag(v1::UpdateBatch::kSeqFieldNumber, kVarint)) return in.ReadVarint(&out.seq);
     if (tag != Tag(v1::UpdateBatch::kUpdatesFieldNumber, kBytes)) return in.Skip(tag);
     UpdateRef u;
+    const size_t start = in.offset();
+    in.StartItem();
     std::optional<std::string> event_error;
     set.clear();
     increment.clear();
@@ -372,6 +402,7 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
       u.increment = in.Keep(increment);
       u.events = in.Keep(events);
     }
+    u.memory = {bytes.substr(start, in.offset() - start), in.kept_memory()};
     Add(&out.updates, index++, u, std::move(error));
     return true;
   });
@@ -397,6 +428,8 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
     }
     if (tag != Tag(v1::ReplayRequest::kProfilesFieldNumber, kBytes)) return in.Skip(tag);
     ProfileRef p;
+    const size_t start = in.offset();
+    in.StartItem();
     attributes.clear();
     attribute_kinds.clear();
     events.clear();
@@ -422,6 +455,7 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
       p.attributes = in.Keep(attributes);
       p.events = in.Keep(events);
     }
+    p.memory = {bytes.substr(start, in.offset() - start), in.kept_memory()};
     Add(&out.converted, first_index + out.profiles++, p, std::move(error));
     return true;
   });

@@ -122,6 +122,56 @@ class RandomMessages {
   std::mt19937 rng_;
 };
 
+// Whether the bytes of `part` lie within `whole` (an empty part anywhere).
+bool Within(const void* data, size_t size, std::string_view whole) {
+  if (size == 0) return true;
+  const auto* p = static_cast<const char*>(data);
+  return p >= whole.data() && p + size <= whole.data() + whole.size();
+}
+template <typename T>
+bool Within(std::span<const T> part, std::string_view whole) {
+  return Within(part.data(), part.size_bytes(), whole);
+}
+bool Within(std::string_view part, std::string_view whole) {
+  return Within(part.data(), part.size(), whole);
+}
+
+// Whether each string an item borrows lies in its RefMemory::wire, which lies in the
+// request's bytes.
+bool WireHoldsStrings(const std::span<const NamedValueRef> values, std::string_view wire) {
+  for (const auto& [name, value] : values) {
+    if (!Within(name, wire)) return false;
+    if (value.kind() == ValueKind::kString && !Within(value.string_value(), wire)) return false;
+    if (value.kind() == ValueKind::kList) {
+      for (std::string_view item : value.list_value()) {
+        if (!Within(item, wire)) return false;
+      }
+    }
+  }
+  return true;
+}
+bool WireHoldsStrings(std::span<const EventRef> events, std::string_view wire) {
+  for (const EventRef& e : events) {
+    if (!Within(e.type, wire) || !Within(e.id, wire) || !WireHoldsStrings(e.properties, wire))
+      return false;
+  }
+  return true;
+}
+bool WireHoldsStrings(const ProfileRef& p, std::string_view request) {
+  const std::string_view wire = p.memory.wire;
+  return Within(wire, request) && Within(p.key, wire) && WireHoldsStrings(p.attributes, wire) &&
+         WireHoldsStrings(p.events, wire);
+}
+bool WireHoldsStrings(const UpdateRef& u, std::string_view request) {
+  const std::string_view wire = u.memory.wire;
+  if (!Within(wire, request) || !Within(u.key, wire)) return false;
+  for (std::string_view name : u.unset) {
+    if (!Within(name, wire)) return false;
+  }
+  return WireHoldsStrings(u.set, wire) && WireHoldsStrings(u.increment, wire) &&
+         WireHoldsStrings(u.events, wire);
+}
+
 // Decodes `bytes` both ways; both must accept or both reject, and agree when they accept.
 void CheckUpdateBatch(const std::string& bytes) {
   v1::UpdateBatch parsed;
@@ -143,6 +193,7 @@ void CheckUpdateBatch(const std::string& bytes) {
   for (size_t i = 0; i < want.items.size(); ++i) {
     INFO("update " << i);
     CHECK(SameUpdate(ToProfileUpdate(decoded->updates.items[i]), want.items[i]));
+    CHECK(WireHoldsStrings(decoded->updates.items[i], bytes));
   }
 }
 
@@ -171,6 +222,7 @@ void CheckReplayRequest(const std::string& bytes, uint32_t first_index) {
                            << Describe(want.errors));
   CHECK(decoded->converted.errors == want.errors);
   CHECK(Owned(decoded->converted.items) == want.items);
+  for (const ProfileRef& p : decoded->converted.items) CHECK(WireHoldsStrings(p, bytes));
 }
 
 // Wire-format pieces, for messages the generated code would never write.
@@ -202,8 +254,44 @@ TEST_CASE("Random replay requests decode as the generated parser and ProfilesFro
   for (int i = 0; i < 2000; ++i) CheckReplayRequest(random.Replay().SerializeAsString(), 40);
 }
 
+TEST_CASE("A decoded item's memory holds its entries and events, for prefetching",
+          "[server][wire]") {
+  // A request small enough for the arena's first block: each item's copies lie together.
+  RandomMessages random(10);
+  v1::ReplayRequest replay;
+  for (int i = 0; i < 8; ++i) random.Profile(replay.add_profiles());
+  const std::string replay_bytes = replay.SerializeAsString();
+  absl::StatusOr<DecodedReplayRequest> profiles = DecodeReplayRequest(replay_bytes, 0);
+  REQUIRE(profiles.ok());
+  for (const ProfileRef& p : profiles->converted.items) {
+    CHECK(WireHoldsStrings(p, replay_bytes));
+    const std::string_view arena = p.memory.arena;
+    CHECK(Within(p.attributes, arena));
+    CHECK(Within(p.events, arena));
+    for (const EventRef& e : p.events) CHECK(Within(e.properties, arena));
+    for (const auto& [name, value] : p.attributes) {
+      if (value.kind() == ValueKind::kList) CHECK(Within(value.list_value(), arena));
+    }
+  }
+  v1::UpdateBatch batch;
+  for (int i = 0; i < 8; ++i) random.Update(batch.add_updates());
+  const std::string batch_bytes = batch.SerializeAsString();
+  absl::StatusOr<DecodedUpdateBatch> updates = DecodeUpdateBatch(batch_bytes);
+  REQUIRE(updates.ok());
+  for (const UpdateRef& u : updates->updates.items) {
+    CHECK(WireHoldsStrings(u, batch_bytes));
+    const std::string_view arena = u.memory.arena;
+    CHECK(Within(u.set, arena));
+    CHECK(Within(u.unset, arena));
+    CHECK(Within(u.increment, arena));
+    CHECK(Within(u.events, arena));
+    for (const EventRef& e : u.events) CHECK(Within(e.properties, arena));
+  }
+}
+
 TEST_CASE("Messages given twice merge as protobuf merges them", "[server][wire]") {
   // Two serialized messages back to back are one message: the later singular fields
+
   // win, repeated fields append, a map keeps the later entry of a key, and a message
   // field merges (a second list_value appends to the first).
   RandomMessages random(9);
