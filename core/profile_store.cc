@@ -331,10 +331,15 @@ struct ProfileStore::Impl {
 
   // ---- Events ----
 
-  // Encodes properties (NamedValues, or a span of NamedValueRef), sorted by name id; a
-  // later entry of a name wins.
+  // Appends the fields of `entries` (attributes or properties: NamedValues, or a span of
+  // NamedValueRef) sorted by name id, a later entry of a name winning, and calls
+  // on_field(name_id) for each field appended.
+  template <typename Entries, typename OnField>
+  void EncodeFields(const Entries& entries, std::string* out, const OnField& on_field);
   template <typename Props>
-  void EncodeProperties(const Props& props, std::string* out);
+  void EncodeProperties(const Props& props, std::string* out) {
+    EncodeFields(props, out, [](uint32_t) {});
+  }
   template <typename E>  // Event or EventRef
   void AddEvent(Record& r, const E& e, int64_t now, AppliedUpdate* out);
   void DropOldest(Record& r, AppliedUpdate* out);
@@ -353,7 +358,10 @@ struct ProfileStore::Impl {
 
   // Scratch, reused across calls to spare allocations on the ingest and replay paths.
   std::vector<AttrChange> plan;
-  std::vector<std::pair<uint32_t, uint32_t>> prop_order, attr_order;
+  // (name id << 32 | index) of the entries EncodeFields encodes: one word each, as a
+  // pair of 32-bit halves stored apart and then sorted as one 64-bit load could not be
+  // forwarded from the stores (a stall that was half of the function's samples).
+  std::vector<uint64_t> field_order;
   std::string buf, props_buf, blob, attr_bytes;
   // A replayed event to keep, by time and then by its index in the profile.
   struct Kept {
@@ -463,17 +471,30 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
   ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf);
 }
 
-template <typename Props>
-void ProfileStore::Impl::EncodeProperties(const Props& props, std::string* out) {
-  prop_order.clear();
-  for (uint32_t i = 0; i < props.size(); ++i)
-    prop_order.emplace_back(names.Intern(props[i].first), i);
-  // (id, index) pairs in order: by id, equal ids in the order given (as a stable sort by
-  // id would have them, without the buffer std::stable_sort allocates on every call).
-  std::sort(prop_order.begin(), prop_order.end());
-  for (size_t k = 0; k < prop_order.size(); ++k) {
-    if (k + 1 < prop_order.size() && prop_order[k + 1].first == prop_order[k].first) continue;
-    codec::AppendField(prop_order[k].first, props[prop_order[k].second].second, &values, out);
+template <typename Entries, typename OnField>
+void ProfileStore::Impl::EncodeFields(const Entries& entries, std::string* out,
+                                      const OnField& on_field) {
+  std::vector<uint64_t>& order = field_order;
+  order.clear();
+  for (uint32_t i = 0; i < entries.size(); ++i) {
+    order.push_back(uint64_t{names.Intern(entries[i].first)} << 32 | i);
+  }
+  // By id, equal ids in the order given. Most maps are a few entries: an insertion sort.
+  if (order.size() <= 16) {
+    for (size_t i = 1; i < order.size(); ++i) {
+      const uint64_t x = order[i];
+      size_t j = i;
+      for (; j > 0 && order[j - 1] > x; --j) order[j] = order[j - 1];
+      order[j] = x;
+    }
+  } else {
+    std::sort(order.begin(), order.end());
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    const auto id = static_cast<uint32_t>(order[k] >> 32);
+    if (k + 1 < order.size() && static_cast<uint32_t>(order[k + 1] >> 32) == id) continue;
+    codec::AppendField(id, entries[static_cast<uint32_t>(order[k])].second, &values, out);
+    on_field(id);
   }
 }
 
@@ -735,20 +756,10 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, 
   }
 
   // Attributes, by name id; a later entry of a name wins.
-  std::vector<std::pair<uint32_t, uint32_t>>& attrs = m.attr_order;  // (name id, index)
-  attrs.clear();
-  for (uint32_t i = 0; i < profile.attributes.size(); ++i) {
-    attrs.emplace_back(interner_.Intern(profile.attributes[i].first), i);
-  }
-  std::sort(attrs.begin(), attrs.end());  // by id, then index: stable by id
   std::string& attr_bytes = m.attr_bytes;
   attr_bytes.clear();
-  for (size_t k = 0; k < attrs.size(); ++k) {
-    if (k + 1 < attrs.size() && attrs[k + 1].first == attrs[k].first) continue;
-    const uint32_t id = attrs[k].first;
-    codec::AppendField(id, profile.attributes[attrs[k].second].second, &m.values, &attr_bytes);
-    out.attributes.push_back(id);
-  }
+  m.EncodeFields(profile.attributes, &attr_bytes,
+                 [&](uint32_t id) { out.attributes.push_back(id); });
   // The old names and the new, each once (sorted: a profile may hold many attributes).
   std::sort(out.attributes.begin(), out.attributes.end());
   out.attributes.erase(std::unique(out.attributes.begin(), out.attributes.end()),
