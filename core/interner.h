@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "core/text.h"
 
 namespace segd {
@@ -36,8 +36,14 @@ class Interner {
   std::optional<uint32_t> Find(std::string_view s, size_t hash) const;
   // The hash the table keys `s` by.
   static size_t Hash(std::string_view s) { return StringHash{}(s); }
-  // Starts loading what Find(s) or Intern(s) will read of the table.
-  void Prefetch(std::string_view s) const { ids_.prefetch(s); }
+  // Starts loading what Find(s) or Intern(s) will read of the table (given Hash(s)): the
+  // slot a string hashes to and the one after, where it is almost always found.
+  void Prefetch(size_t hash) const {
+    if (slots_.empty()) return;
+    const size_t i = hash & mask_;
+    __builtin_prefetch(&slots_[i]);
+    __builtin_prefetch(&slots_[(i + 1) & mask_]);
+  }
   // REQUIRES: id was returned by Intern().
   std::string_view Get(uint32_t id) const { return strings_[id]; }
   size_t size() const { return strings_.size(); }
@@ -59,12 +65,28 @@ class Interner {
   // Intern, when `s` is not in the first way of its set.
   uint32_t InternAfterMiss(std::string_view s, uint32_t* set);
 
+  // A string in the table: its size, id + 1 (0: an empty slot) and Words. A string of up
+  // to 16 bytes (most names and interned values) is compared within its slot, with no
+  // second cache miss; a longer one is compared in storage_ when its words match.
+  struct Slot {
+    uint64_t w0 = 0;
+    uint64_t w1 = 0;
+    uint32_t size = 0;
+    uint32_t id1 = 0;
+  };
+  // All the bytes of a string of up to 16 bytes, in two words (as SameString reads
+  // them); the first and the last 8 of a longer one.
+  static std::pair<uint64_t, uint64_t> Words(std::string_view s);
+  void Insert(Slot slot, size_t hash);
+  void Grow();
+
   std::deque<std::string> storage_;  // stable addresses
   std::vector<std::string_view> strings_;
-  // Keyed by a copy of each string rather than a view of storage_: a short string
-  // (most names and interned values) sits inside its slot, so a lookup compares the
-  // bytes it has already loaded instead of missing the cache once more.
-  StringMap<uint32_t> ids_;
+  // Open addressing with linear probing from Hash(s) & mask_, at most half full: a
+  // lookup rarely reads past the slot Prefetch loaded. (Abseil's table prefetches a
+  // probe group's first slot, and the string's slot is up to 15 slots further.)
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
   // By RecentSet, two ways each: id + 1 of a string Intern returned, 0 if none.
   std::array<uint32_t, 2 << kRecentSetBits> recent_ = {};
 };

@@ -343,14 +343,15 @@ class ValueDictionary {
   std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s);
   // Starts loading what IdFor(_, s) will look up first: the table.
   void Prefetch(std::string_view s) const {
-    if (s.size() >= kMinInternedSize) strings_.Prefetch(s);
+    if (s.size() >= kMinInternedSize) strings_.Prefetch(Interner::Hash(s));
   }
   // The same, and the sighting IdFor(_, s) checks if `s` is not in the table: worth
-  // hashing `s` once more where many values are seen once (a replayed profile's).
+  // loading where many values are seen once (a replayed profile's).
   void PrefetchWithSighting(std::string_view s) const {
     if (s.size() < kMinInternedSize) return;
-    strings_.Prefetch(s);
-    if (!seen_.empty()) __builtin_prefetch(&seen_[SeenIndex(Interner::Hash(s))]);
+    const size_t hash = Interner::Hash(s);
+    strings_.Prefetch(hash);
+    if (!seen_.empty()) __builtin_prefetch(&seen_[SeenIndex(hash)]);
   }
 
   const Interner& strings() const { return strings_; }
