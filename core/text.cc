@@ -31,7 +31,9 @@ size_t Utf8SequenceAt(const unsigned char* p, const unsigned char* end) {
 
 }  // namespace
 
-bool IsValidUtf8(std::string_view s) {
+namespace text_internal {
+
+bool IsValidUtf8Sequences(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
@@ -54,6 +56,8 @@ bool IsValidUtf8(std::string_view s) {
   }
   return true;
 }
+
+}  // namespace text_internal
 
 std::string ToValidUtf8(std::string_view s) {
   std::string out;

@@ -19,8 +19,18 @@ inline absl::string_view AsAbsl(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
+namespace text_internal {
+bool IsValidUtf8Sequences(std::string_view s);
+}  // namespace text_internal
+
+// Whether every byte of `s` is ASCII: inline and without a byte loop, for the names,
+// keys and values every update carries, which almost always are.
+inline bool IsAscii(std::string_view s);
+
 // Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
-bool IsValidUtf8(std::string_view s);
+inline bool IsValidUtf8(std::string_view s) {
+  return IsAscii(s) || text_internal::IsValidUtf8Sequences(s);
+}
 
 // `s` with each byte that is not part of a valid UTF-8 sequence replaced by U+FFFD: for
 // echoing a client's bytes in a message that must be UTF-8 (a proto3 string).
@@ -55,6 +65,21 @@ inline constexpr uint64_t kSecret1 = 0xe7037ed1a0b428dbull;
 inline constexpr char kSeedAnchor = 0;
 
 }  // namespace text_internal
+
+inline bool IsAscii(std::string_view s) {
+  using namespace text_internal;
+  const char* p = s.data();
+  const size_t n = s.size();
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  if (n >= 8) {
+    uint64_t bits = Load64(p + n - 8);
+    for (size_t i = 0; i + 8 <= n; i += 8) bits |= Load64(p + i);
+    return (bits & kHigh) == 0;
+  }
+  if (n >= 4) return ((Load32(p) | Load32(p + n - 4)) & kHigh) == 0;
+  if (n > 0) return ((p[0] | p[n / 2] | p[n - 1]) & 0x80) == 0;
+  return true;
+}
 
 // A fast hash of a string's bytes: wyhash's scheme (two 64-bit words of the string, one
 // 128-bit multiply, one more to finish) for strings of up to 32 bytes — profile keys,

@@ -28,6 +28,42 @@ std::vector<std::string> Neighbours(std::mt19937_64& rng, size_t size) {
   return out;
 }
 
+TEST_CASE("IsValidUtf8 and IsAscii see every byte, at every size and position", "[core][text]") {
+  for (size_t size = 0; size <= 40; ++size) {
+    INFO("size " << size);
+    const std::string ascii(size, 'a');
+    CHECK(IsAscii(ascii));
+    CHECK(IsValidUtf8(ascii));
+    for (size_t at = 0; at < size; ++at) {
+      INFO("at " << at);
+      std::string high = ascii;
+      high[at] = '\x80';  // a continuation byte alone
+      CHECK_FALSE(IsAscii(high));
+      CHECK_FALSE(IsValidUtf8(high));
+      if (at + 2 <= size) {
+        std::string two = ascii;
+        two.replace(at, 2, "\xC3\xA9");  // é
+        CHECK_FALSE(IsAscii(two));
+        CHECK(IsValidUtf8(two));
+        two.replace(at, 2, "\xC0\x80");  // an overlong NUL
+        CHECK_FALSE(IsValidUtf8(two));
+      }
+      if (at + 3 <= size) {
+        std::string three = ascii;
+        three.replace(at, 3, "\xED\xA0\x80");  // a surrogate
+        CHECK_FALSE(IsValidUtf8(three));
+        three.replace(at, 3, "\xE2\x82\xAC");  // €
+        CHECK(IsValidUtf8(three));
+      }
+    }
+    if (size >= 1) {
+      std::string cut = ascii;
+      cut.back() = '\xE2';  // a sequence cut short at the end
+      CHECK_FALSE(IsValidUtf8(cut));
+    }
+  }
+}
+
 TEST_CASE("SameString is string equality at every size, with zeros and high bytes",
           "[core][text]") {
   std::mt19937_64 rng(11);
