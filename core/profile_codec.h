@@ -75,6 +75,10 @@ inline constexpr int kKindBits = 3;
 // ---- Varints ----
 
 inline void PutVarint(std::string* dst, uint64_t v) {
+  if (v < 0x80) {  // most: field heads, sizes, small ids
+    dst->push_back(static_cast<char>(v));
+    return;
+  }
   char buf[10];
   int n = 0;
   while (v >= 0x80) {
