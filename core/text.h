@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -130,6 +131,39 @@ inline bool SameString(std::string_view x, std::string_view y) {
   if (n >= 8) return ((Load64(p) ^ Load64(q)) | (Load64(p + n - 8) ^ Load64(q + n - 8))) == 0;
   if (n >= 4) return ((Load32(p) ^ Load32(q)) | (Load32(p + n - 4) ^ Load32(q + n - 4))) == 0;
   return n == 0 || (p[0] == q[0] && p[n >> 1] == q[n >> 1] && p[n - 1] == q[n - 1]);
+}
+
+// x < y as std::string_view orders them (bytes as unsigned, then size), without a call
+// to memcmp when the shorter is at most 16 bytes: the words SameString reads, byte-swapped
+// so that comparing them as numbers compares the bytes in order (where two windows
+// overlap, the first window's bytes are equal by then).
+inline bool StringLess(std::string_view x, std::string_view y) {
+  using namespace text_internal;
+  const size_t n = std::min(x.size(), y.size());
+  if (n > 16) return x < y;
+  const char* p = x.data();
+  const char* q = y.data();
+  uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+  if (n >= 8) {
+    a0 = __builtin_bswap64(Load64(p)), a1 = __builtin_bswap64(Load64(p + n - 8));
+    b0 = __builtin_bswap64(Load64(q)), b1 = __builtin_bswap64(Load64(q + n - 8));
+  } else if (n >= 4) {
+    const auto be32 = [](const char* r) {
+      return uint64_t{__builtin_bswap32(static_cast<uint32_t>(Load32(r)))};
+    };
+    a0 = be32(p) << 32 | be32(p + n - 4);
+    b0 = be32(q) << 32 | be32(q + n - 4);
+  } else if (n > 0) {
+    const auto bytes = [n](const char* r) {
+      return uint64_t{static_cast<uint8_t>(r[0])} << 16 |
+             uint64_t{static_cast<uint8_t>(r[n / 2])} << 8 | static_cast<uint8_t>(r[n - 1]);
+    };
+    a0 = bytes(p);
+    b0 = bytes(q);
+  }
+  if (a0 != b0) return a0 < b0;
+  if (a1 != b1) return a1 < b1;
+  return x.size() < y.size();
 }
 
 struct StringHash {

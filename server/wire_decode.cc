@@ -14,6 +14,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "core/profile_ref.h"
+#include "core/text.h"
 #include "google/protobuf/arena.h"
 #include "segd/v1/segd.pb.h"
 #include "server/wire_reader.h"
@@ -50,7 +51,7 @@ void SortByName(Entries& v, Kinds& k) {
   constexpr size_t kInsertionSortMax = 16;
   if (n <= kInsertionSortMax) {
     for (size_t i = 1; i < n; ++i) {
-      for (size_t j = i; j > 0 && v[j].first < v[j - 1].first; --j) {
+      for (size_t j = i; j > 0 && StringLess(v[j].first, v[j - 1].first); --j) {
         std::swap(v[j], v[j - 1]);
         std::swap(k[j], k[j - 1]);
       }
@@ -60,7 +61,7 @@ void SortByName(Entries& v, Kinds& k) {
   std::vector<uint32_t> order(n);
   for (uint32_t i = 0; i < n; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
-                   [&](uint32_t a, uint32_t b) { return v[a].first < v[b].first; });
+                   [&](uint32_t a, uint32_t b) { return StringLess(v[a].first, v[b].first); });
   Entries sorted;
   Kinds sorted_kinds;
   sorted.reserve(n);
@@ -79,14 +80,14 @@ std::optional<std::string> FinishMap(Entries* values, Kinds* kinds) {
   Entries& v = *values;
   Kinds& k = *kinds;
   bool unique = true;  // and sorted
-  for (size_t i = 1; i < v.size() && unique; ++i) unique = v[i - 1].first < v[i].first;
+  for (size_t i = 1; i < v.size() && unique; ++i) unique = StringLess(v[i - 1].first, v[i].first);
   if (!unique) {
     SortByName(v, k);
     // Equal names are adjacent, in the order they came: keep the last.
     const size_t n = v.size();
     size_t out = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (i + 1 < n && v[i + 1].first == v[i].first) continue;
+      if (i + 1 < n && SameString(v[i + 1].first, v[i].first)) continue;
       if (out != i) {
         v[out] = std::move(v[i]);
         k[out] = k[i];

@@ -80,6 +80,25 @@ TEST_CASE("SameString is string equality at every size, with zeros and high byte
   CHECK_FALSE(SameString("a\0"s, "a\0\0"s));
 }
 
+TEST_CASE("StringLess orders strings as std::string_view does", "[core][text]") {
+  std::mt19937_64 rng(13);
+  std::vector<std::string> strings;
+  for (size_t size = 0; size <= 40; ++size) {
+    for (std::string& s : Neighbours(rng, size)) strings.push_back(std::move(s));
+  }
+  // Prefixes of one another, and bytes above 0x7f (which must order as unsigned).
+  for (const std::string& s : {"a"s, "ab"s, "abc"s, "abcd"s, "abcdefgh"s, "abcdefghi"s,
+                               "abcdefghijklmnop"s, "abcdefghijklmnopq"s, "\x80"s, "\x7f"s}) {
+    strings.push_back(s);
+  }
+  for (const std::string& a : strings) {
+    for (const std::string& b : strings) {
+      INFO("a " << a.size() << " bytes, b " << b.size() << " bytes");
+      CHECK(StringLess(a, b) == (std::string_view(a) < std::string_view(b)));
+    }
+  }
+}
+
 TEST_CASE("HashString gives equal strings one hash and near strings different ones",
           "[core][text]") {
   std::mt19937_64 rng(12);
