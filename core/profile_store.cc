@@ -187,7 +187,7 @@ absl::Status Increment(const Value& base, const V& delta, std::string_view name,
   return absl::OkStatus();
 }
 
-void AddType(uint32_t type, std::vector<uint32_t>* types) {
+void AddType(uint32_t type, NameIds* types) {
   if (std::find(types->begin(), types->end(), type) == types->end()) types->push_back(type);
 }
 

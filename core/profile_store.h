@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "core/engine_options.h"
 #include "core/interner.h"
@@ -24,11 +25,15 @@ using Slot = uint32_t;
 
 // What an applied update or replay changed, so the shard re-evaluates only the
 // segments that read it.
+// Interned names, inline up to 16: an update changes an attribute or two and adds events
+// of one type, a replayed profile names a few dozen at most, and neither allocates.
+using NameIds = absl::InlinedVector<uint32_t, 16>;
+
 struct AppliedUpdate {
   Slot slot = 0;
-  bool created = false;               // the profile did not exist before
-  std::vector<uint32_t> attributes;   // interned names of attributes whose value changed
-  std::vector<uint32_t> event_types;  // interned types of events added or dropped
+  bool created = false;  // the profile did not exist before
+  NameIds attributes;    // interned names of attributes whose value changed
+  NameIds event_types;   // interned types of events added or dropped
   uint32_t events_added = 0;
   bool events_dropped = false;  // max_events dropped an event (so some selector may shrink)
   // Every event added went after every event the history had (so the events added are

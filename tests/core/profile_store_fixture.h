@@ -2,6 +2,7 @@
 
 // Helpers shared by the ProfileStore tests.
 #include <catch2/catch.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,7 +62,7 @@ inline std::vector<std::string> Ids(const ProfileData& p) {
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
-inline std::vector<std::string> Names(const ProfileStore& store, const std::vector<uint32_t>& ids) {
+inline std::vector<std::string> Names(const ProfileStore& store, std::span<const uint32_t> ids) {
   std::vector<std::string> out;
   for (uint32_t id : ids) out.emplace_back(store.interner().Get(id));
   std::sort(out.begin(), out.end());
