@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/text.h"
@@ -126,11 +127,15 @@ bool SameScalar(const Val& a, const Val& b) {
   return CompareForDistinct(a, b) == 0;
 }
 
+// Values of a count_distinct, inline up to 16: evaluated on most updates (a page view
+// re-evaluates multi_category), it should not allocate.
+using DistinctVals = absl::InlinedVector<Val, 16>;
+
 // The number of distinct values (equal under `=` counts once). Few values, or few
 // distinct ones, are the common case: compare against those seen so far, then sort.
-int64_t CountDistinct(std::vector<Val>* values) {
+int64_t CountDistinct(DistinctVals* values) {
   constexpr size_t kLinear = 16;
-  std::vector<Val> seen;
+  DistinctVals seen;
   for (const Val& v : *values) {
     if (std::none_of(seen.begin(), seen.end(), [&](const Val& s) { return SameScalar(s, v); })) {
       if (seen.size() == kLinear) {
@@ -410,7 +415,7 @@ Val Evaluator::EvalAggregate(const Expr& e) {
   double float_sum = 0;
   bool any_float = false;
   Val best;
-  std::vector<Val> distinct;
+  DistinctVals distinct;
   bool matched = false;
   for (size_t i = n; i-- > 0 && p_.event_time(i) > bound;) {
     if (!EventMatches(s, i)) continue;
