@@ -13,6 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -310,7 +311,9 @@ struct ProfileStore::Impl {
 
   // ---- Attributes ----
 
-  void DecodeAttributes(const Record& r, std::vector<codec::Field>* fields) const {
+  // A profile's attributes, inline up to 16 (the standard profile has 9).
+  using Fields = absl::InlinedVector<codec::Field, 16>;
+  void DecodeAttributes(const Record& r, Fields* fields) const {
     const codec::BlobLayout b = Layout(r);
     fields->clear();
     codec::Field f;
@@ -377,7 +380,7 @@ absl::Status ProfileStore::Impl::PlanAttributes(const Update& u, const Record* r
                                                 std::vector<AttrChange>* plan) const {
   plan->clear();
   if (u.unset.empty() && u.set.empty() && u.increment.empty()) return absl::OkStatus();
-  std::vector<codec::Field> fields;
+  Fields fields;
   if (r != nullptr) DecodeAttributes(*r, &fields);
   auto stored = [&](std::string_view name) -> const codec::Field* {
     const std::optional<uint32_t> id = names.Find(name);
@@ -433,7 +436,7 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
     const codec::Field* stored;  // keep these bytes, unless value is set
     const Value* value;          // encode this; both null: removed
   };
-  std::vector<codec::Field> fields;
+  Fields fields;
   DecodeAttributes(r, &fields);
   std::vector<Entry> entries;
   entries.reserve(fields.size() + plan.size());
