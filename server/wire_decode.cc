@@ -40,7 +40,7 @@ constexpr uint32_t kEntryValue = Tag(2, kBytes);
 // A map being decoded (attributes, set, increment, an event's properties), and whether
 // each of its entries has a kind.
 using Entries = std::vector<NamedValueRef>;
-using Kinds = absl::InlinedVector<bool, 8>;
+using Kinds = absl::InlinedVector<bool, 16>;
 
 // Sorts `v` (and `k` alike) by name, stably.
 void SortByName(Entries& v, Kinds& k) {
