@@ -6,7 +6,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "core/text.h"
@@ -65,19 +64,18 @@ class Interner {
   // Intern, when `s` is not in the first way of its set.
   uint32_t InternAfterMiss(std::string_view s, uint32_t* set);
 
-  // A string in the table: its size, id + 1 (0: an empty slot) and Words. A string of up
-  // to 16 bytes (most names and interned values) is compared within its slot, with no
-  // second cache miss; a longer one is compared in storage_ when its words match.
+  // A string in the table: its words (text_internal::WordsOf), size and id + 1 (0: an
+  // empty slot). A string of up to 16 bytes (most names and interned values) is compared
+  // within its slot, with no second cache miss; a longer one is compared in storage_
+  // when its words match.
   struct Slot {
-    uint64_t w0 = 0;
-    uint64_t w1 = 0;
+    text_internal::Words words = {0, 0};
     uint32_t size = 0;
     uint32_t id1 = 0;
   };
-  // All the bytes of a string of up to 16 bytes, in two words (as SameString reads
-  // them); the first and the last 8 of a longer one.
-  static std::pair<uint64_t, uint64_t> Words(std::string_view s);
   void Insert(Slot slot, size_t hash);
+  // Puts `slot` in the first free slot from hash's. REQUIRES: one is free.
+  void Place(Slot slot, size_t hash);
   void Grow();
 
   std::deque<std::string> storage_;  // stable addresses

@@ -361,9 +361,8 @@ struct ProfileStore::Impl {
 
   // Scratch, reused across calls to spare allocations on the ingest and replay paths.
   std::vector<AttrChange> plan;
-  // (name id << 32 | index) of the entries EncodeFields encodes: one word each, as a
-  // pair of 32-bit halves stored apart and then sorted as one 64-bit load could not be
-  // forwarded from the stores (a stall that was half of the function's samples).
+  // (name id << 32 | index) of the entries EncodeFields encodes: sorted as numbers, by
+  // id and then by position.
   std::vector<uint64_t> field_order;
   std::string buf, props_buf, blob, attr_bytes;
   // A replayed event to keep, by time and then by its index in the profile.
@@ -650,16 +649,21 @@ void ForEachString(const Entries& entries, const F& f) {
   }
 }
 
+// The dictionary slots of the string values of an update's events.
+template <typename Update>  // ProfileUpdate or UpdateRef
+void PrefetchEventValues(const codec::ValueDictionary& values, const Update& update) {
+  const auto prefetch = [&](std::string_view s) { values.Prefetch(s); };
+  for (const auto& e : update.events) ForEachString(e.properties, prefetch);
+}
+
 }  // namespace
 
 void ProfileStore::PrefetchValues(const ProfileUpdate& update) const {
-  const auto prefetch = [&](std::string_view s) { impl_->values.Prefetch(s); };
-  for (const Event& e : update.events) ForEachString(e.properties, prefetch);
+  PrefetchEventValues(impl_->values, update);
 }
 
 void ProfileStore::PrefetchValues(const UpdateRef& update) const {
-  const auto prefetch = [&](std::string_view s) { impl_->values.Prefetch(s); };
-  for (const EventRef& e : update.events) ForEachString(e.properties, prefetch);
+  PrefetchEventValues(impl_->values, update);
 }
 
 void ProfileStore::PrefetchValues(const ProfileRef& profile) const {

@@ -23,12 +23,12 @@ absl::Status ValidateProfileKey(std::string_view key);
 // A profile's place in its shard's store: dense, reused after the profile is erased.
 using Slot = uint32_t;
 
-// What an applied update or replay changed, so the shard re-evaluates only the
-// segments that read it.
 // Interned names, inline up to 16: an update changes an attribute or two and adds events
 // of one type, a replayed profile names a few dozen at most, and neither allocates.
 using NameIds = absl::InlinedVector<uint32_t, 16>;
 
+// What an applied update or replay changed, so the shard re-evaluates only the
+// segments that read it.
 struct AppliedUpdate {
   Slot slot = 0;
   bool created = false;  // the profile did not exist before

@@ -21,23 +21,8 @@ inline absl::string_view AsAbsl(std::string_view s) {
 }
 
 namespace text_internal {
+
 bool IsValidUtf8Sequences(std::string_view s);
-}  // namespace text_internal
-
-// Whether every byte of `s` is ASCII: inline and without a byte loop, for the names,
-// keys and values every update carries, which almost always are.
-inline bool IsAscii(std::string_view s);
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
-inline bool IsValidUtf8(std::string_view s) {
-  return IsAscii(s) || text_internal::IsValidUtf8Sequences(s);
-}
-
-// `s` with each byte that is not part of a valid UTF-8 sequence replaced by U+FFFD: for
-// echoing a client's bytes in a message that must be UTF-8 (a proto3 string).
-std::string ToValidUtf8(std::string_view s);
-
-namespace text_internal {
 
 inline uint64_t Load64(const char* p) {
   uint64_t v;
@@ -49,6 +34,27 @@ inline uint64_t Load32(const char* p) {
   std::memcpy(&v, p, sizeof v);
   return v;
 }
+
+// Two words of `s` from overlapping loads, with no loop: all of its bytes when it is at
+// most 16 bytes long (so that, with the size, they tell strings apart), its first and
+// last 8 when longer.
+struct Words {
+  uint64_t w0;
+  uint64_t w1;
+  bool operator==(const Words&) const = default;
+};
+inline Words WordsOf(std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  if (n >= 8) return {Load64(p), Load64(p + n - 8)};
+  if (n >= 4) return {Load32(p) | Load32(p + n - 4) << 32, 0};
+  if (n > 0) {
+    const auto byte = [&](size_t i) { return uint64_t{static_cast<uint8_t>(p[i])}; };
+    return {byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16, 0};
+  }
+  return {0, 0};
+}
+
 // The 128-bit product of a and b, its halves in *a (low) and *b (high).
 inline void Multiply(uint64_t* a, uint64_t* b) {
   const unsigned __int128 r = static_cast<unsigned __int128>(*a) * *b;
@@ -67,6 +73,8 @@ inline constexpr char kSeedAnchor = 0;
 
 }  // namespace text_internal
 
+// Whether every byte of `s` is ASCII: inline and without a byte loop, for the names,
+// keys and values every update carries, which almost always are.
 inline bool IsAscii(std::string_view s) {
   using namespace text_internal;
   const char* p = s.data();
@@ -77,10 +85,18 @@ inline bool IsAscii(std::string_view s) {
     for (size_t i = 0; i + 8 <= n; i += 8) bits |= Load64(p + i);
     return (bits & kHigh) == 0;
   }
-  if (n >= 4) return ((Load32(p) | Load32(p + n - 4)) & kHigh) == 0;
-  if (n > 0) return ((p[0] | p[n / 2] | p[n - 1]) & 0x80) == 0;
-  return true;
+  const Words w = WordsOf(s);  // every byte
+  return (w.w0 & kHigh) == 0;
 }
+
+// Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+inline bool IsValidUtf8(std::string_view s) {
+  return IsAscii(s) || text_internal::IsValidUtf8Sequences(s);
+}
+
+// `s` with each byte that is not part of a valid UTF-8 sequence replaced by U+FFFD: for
+// echoing a client's bytes in a message that must be UTF-8 (a proto3 string).
+std::string ToValidUtf8(std::string_view s);
 
 // A fast hash of a string's bytes: wyhash's scheme (two 64-bit words of the string, one
 // 128-bit multiply, one more to finish) for strings of up to 32 bytes — profile keys,
@@ -93,19 +109,9 @@ inline uint64_t HashString(std::string_view s) {
   uint64_t seed = reinterpret_cast<uintptr_t>(&kSeedAnchor) ^ kSecret0;
   uint64_t a, b;
   if (n <= 16) {
-    if (n >= 8) {
-      a = Load64(p);
-      b = Load64(p + n - 8);
-    } else if (n >= 4) {
-      a = Load32(p) << 32 | Load32(p + n - 4);
-      b = 0;
-    } else if (n > 0) {
-      a = uint64_t{static_cast<uint8_t>(p[0])} << 16 |
-          uint64_t{static_cast<uint8_t>(p[n >> 1])} << 8 | static_cast<uint8_t>(p[n - 1]);
-      b = 0;
-    } else {
-      a = b = 0;
-    }
+    const Words w = WordsOf(s);
+    a = w.w0;
+    b = w.w1;
   } else if (n <= 32) {
     seed = Mix(Load64(p) ^ kSecret1, Load64(p + 8) ^ seed);
     a = Load64(p + n - 16);
@@ -120,7 +126,7 @@ inline uint64_t HashString(std::string_view s) {
 }
 
 // a == b, without a call to memcmp for strings of up to 16 bytes (the overlapping
-// words HashString reads).
+// loads of WordsOf, compared as they are loaded).
 inline bool SameString(std::string_view x, std::string_view y) {
   using namespace text_internal;
   const size_t n = x.size();
