@@ -352,6 +352,64 @@ TEST_CASE("Large maps decode as small ones do, duplicates included", "[server][w
   CheckReplayRequest(Field(1, first.SerializeAsString() + second.SerializeAsString()), 0);
 }
 
+TEST_CASE("Map entries of every shape decode as the generated parser reads them",
+          "[server][wire]") {
+  // The decoder reads the shape serializers write (key, then a value of one member, each
+  // with a one-byte length) on a fast path and everything else field by field; around
+  // each edge of that shape both must agree with the generated parser.
+  const std::string big(200, 'b');  // a two-byte length
+  const std::string fixed = Varint(3 << 3 | 1) + std::string("\x00\x00\x00\x00\x00\x00\xf0\x3f", 8);
+  const std::vector<std::string> values = {
+      Field(1, "s"),
+      Field(1, ""),
+      Field(1, big),
+      VarintField(2, 5),
+      VarintField(2, 0),
+      VarintField(2, 300),
+      VarintField(2, static_cast<uint64_t>(-7)),                        // ten bytes
+      Varint(2 << 3) + std::string("\x85\x00", 2),                      // 5, in two bytes
+      Varint(2 << 3) + std::string(9, '\xff') + "\x7f",                 // ten bytes, all bits set
+      Varint(2 << 3) + std::string(10, '\x80') + std::string(1, '\0'),  // eleven bytes: malformed
+      Varint(2 << 3) + "\x85",                                          // cut inside the varint
+      fixed,
+      fixed.substr(0, 5),  // cut inside the double
+      VarintField(4, 1),
+      VarintField(4, 2),
+      VarintField(4, 0),
+      VarintField(5, 1'700'000'000'000),
+      Field(6, Field(1, "x")),                  // a list
+      "",                                       // no kind
+      Field(2, "not a varint"),                 // int_value of the wrong wire type
+      VarintField(1, 3),                        // string_value of the wrong wire type
+      Field(1, "s") + VarintField(2, 5),        // two members: the last wins
+      VarintField(2, 5) + Field(9, "unknown"),  // an unknown field after the member
+      Field(9, "unknown") + Field(1, "s"),
+  };
+  for (const std::string& value : values) {
+    const std::vector<std::string> entries = {
+        Field(1, "n") + Field(2, value),
+        Field(2, value) + Field(1, "n"),                                // value first
+        Field(1, "m") + Field(1, "n") + Field(2, value),                // the key twice
+        Field(1, "n") + Field(2, value) + Field(2, VarintField(4, 1)),  // the value twice
+        Field(1, big) + Field(2, value),                                // a long key
+        Field(1, "n") + Field(2, value) + Field(9, "unknown"),
+        Field(2, value),  // no key: the empty name
+        Field(1, "n"),    // no value: no kind
+    };
+    for (const std::string& entry : entries) {
+      INFO("entry of " << entry.size() << " bytes");
+      const std::string profile =
+          Field(1, "k") + Field(2, entry) + Field(2, Field(1, "o") + Field(2, Field(1, "v")));
+      CheckReplayRequest(Field(1, profile), 0);
+      const std::string event = Field(1, "t") + Field(3, entry);
+      CheckReplayRequest(Field(1, Field(1, "k") + Field(3, event)), 0);
+      CheckUpdateBatch(Field(2, Field(1, "k") + Field(2, entry) + Field(4, entry)));
+      // The entry's length or the value's cut short: the bytes are no message.
+      CheckReplayRequest(Field(1, Field(1, "k") + Field(2, entry.substr(0, entry.size() - 1))), 0);
+    }
+  }
+}
+
 TEST_CASE("Unknown fields and fields of an unexpected wire type are skipped", "[server][wire]") {
   const std::string unknown = VarintField(15, 300) + Field(16, "skip me") +
                               Varint(17 << 3 | 1) + std::string(8, '\x01') +
