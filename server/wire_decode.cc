@@ -15,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/profile_ref.h"
 #include "core/text.h"
-#include "google/protobuf/arena.h"
 #include "segd/v1/segd.pb.h"
 #include "server/wire_reader.h"
 
@@ -38,15 +37,23 @@ constexpr uint32_t kEntryKey = Tag(1, kBytes);
 constexpr uint32_t kEntryValue = Tag(2, kBytes);
 
 // A map being decoded (attributes, set, increment, an event's properties): its entries
-// as they came, and the indexes of those whose value has no kind, which are rare (such a
-// value rejects its profile or update).
+// as they came, from `first` on, and the indexes of those whose value has no kind, which
+// are rare (such a value rejects its profile or update). The entries before `first` are
+// earlier maps': an item's events read their properties one after another into one Map.
 using Entries = std::vector<NamedValueRef>;
 struct Map {
   Entries entries;
+  size_t first = 0;
   absl::InlinedVector<uint32_t, 2> kindless;
 
   void clear() {
     entries.clear();
+    first = 0;
+    kindless.clear();
+  }
+  // Starts the next map after the entries read so far.
+  void StartNext() {
+    first = entries.size();
     kindless.clear();
   }
 };
@@ -55,9 +62,8 @@ struct Map {
 // finished.
 using Kinds = std::vector<uint8_t>;
 
-// Sorts `v` (and `k` alike, if given) by name, stably.
-void SortByName(Entries& v, Kinds* k) {
-  const size_t n = v.size();
+// Sorts the n entries at `v` (and `k` alike, if given) by name, stably.
+void SortByName(NamedValueRef* v, size_t n, Kinds* k) {
   // Most maps are a handful of properties or attributes: an insertion sort in place,
   // which allocates nothing. A large map (a client may send thousands of entries) is
   // sorted by index, in n log n.
@@ -79,42 +85,53 @@ void SortByName(Entries& v, Kinds* k) {
   Kinds sorted_kinds;
   sorted.reserve(n);
   for (uint32_t i : order) {
-    sorted.push_back(std::move(v[i]));
+    sorted.push_back(v[i]);
     if (k != nullptr) sorted_kinds.push_back((*k)[i]);
   }
-  v = std::move(sorted);
+  std::copy(sorted.begin(), sorted.end(), v);
   if (k != nullptr) *k = std::move(sorted_kinds);
 }
 
-// Makes `map`'s entries what the map holds, as ConvertNamedValues would have it: sorted by
-// name, the last entry of each name kept. Returns the name of the first value without a
-// kind, if any.
+// Makes the map's entries (from map->first on) what the map holds, as ConvertNamedValues
+// would have it: sorted by name, the last entry of each name kept. Returns the name of the
+// first value without a kind, if any.
 std::optional<std::string> FinishMap(Map* map) {
-  Entries& v = map->entries;
+  NamedValueRef* const v = map->entries.data() + map->first;
+  const size_t n = map->entries.size() - map->first;
+  if (n <= 2 && map->kindless.empty()) {  // most events' properties: in order at once
+    if (n == 2 && !StringLess(v[0].first, v[1].first)) {
+      if (StringLess(v[1].first, v[0].first)) {
+        std::swap(v[0], v[1]);
+      } else {  // the same name twice: keep the later
+        v[0] = v[1];
+        map->entries.pop_back();
+      }
+    }
+    return std::nullopt;
+  }
   bool unique = true;  // and sorted
-  for (size_t i = 1; i < v.size() && unique; ++i) unique = StringLess(v[i - 1].first, v[i].first);
+  for (size_t i = 1; i < n && unique; ++i) unique = StringLess(v[i - 1].first, v[i].first);
   if (unique && map->kindless.empty()) return std::nullopt;
   Kinds kinds;
   Kinds* k = nullptr;
   if (!map->kindless.empty()) {
-    kinds.assign(v.size(), 1);
-    for (uint32_t i : map->kindless) kinds[i] = 0;
+    kinds.assign(n, 1);
+    for (uint32_t i : map->kindless) kinds[i - map->first] = 0;
     k = &kinds;
   }
   if (!unique) {
-    SortByName(v, k);
+    SortByName(v, n, k);
     // Equal names are adjacent, in the order they came: keep the last.
-    const size_t n = v.size();
     size_t out = 0;
     for (size_t i = 0; i < n; ++i) {
       if (i + 1 < n && SameString(v[i + 1].first, v[i].first)) continue;
       if (out != i) {
-        v[out] = std::move(v[i]);
+        v[out] = v[i];
         if (k != nullptr) kinds[out] = kinds[i];
       }
       ++out;
     }
-    v.resize(out);
+    map->entries.resize(map->first + out);
     if (k != nullptr) kinds.resize(out);
   }
   for (size_t i = 0; i < kinds.size(); ++i) {
@@ -194,8 +211,7 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ReadCommonEntry(std::string_view entry,
 class Decoder {
  public:
   // `arena` holds what the decoded refs point to besides the bytes.
-  Decoder(std::string_view bytes, google::protobuf::Arena* arena)
-      : top_(bytes), r_(&top_), arena_(arena) {}
+  Decoder(std::string_view bytes, RequestArena* arena) : top_(bytes), r_(&top_), arena_(arena) {}
 
   // Reads fields up to the end of the message (the whole input, or the length-delimited
   // message at the current position when `nested`), calling on_field(tag) for each;
@@ -275,13 +291,13 @@ class Decoder {
     return ok;
   }
 
-  // An event, appended to `events` with its properties finished (FinishMap) and kept in
-  // the arena. The first property without a kind, if `error` has no message yet, becomes
+  // An event, appended to `events` with its properties finished (FinishMap), for
+  // KeepEvents. The first property without a kind, if `error` has no message yet, becomes
   // its message.
   bool ReadEvent(std::vector<EventRef>* events, std::optional<std::string>* error) {
     const size_t index = events->size();
     EventRef& e = events->emplace_back();
-    properties_.clear();
+    properties_.StartNext();
     const bool ok = ReadMessage(true, [&](uint32_t tag) {
       uint64_t n;
       switch (tag) {
@@ -304,28 +320,44 @@ class Decoder {
     if (bad && !error->has_value()) {
       *error = ValueWithoutKind(absl::StrCat("events[", index, "].properties"), *bad);
     }
-    e.properties = Keep(properties_.entries);
+    property_ranges_.emplace_back(properties_.first,
+                                  properties_.entries.size() - properties_.first);
     return true;
+  }
+
+  // A copy of `events`, the item's as ReadEvent read them, in the arena, each pointing to
+  // its properties, which are copied there in one piece (one allocation an item rather
+  // than one an event).
+  std::span<const EventRef> KeepEvents(std::vector<EventRef>* events) {
+    const std::span<const NamedValueRef> properties = Keep(properties_.entries);
+    for (size_t i = 0; i < events->size(); ++i) {
+      const auto [start, count] = property_ranges_[i];
+      (*events)[i].properties = properties.subspan(start, count);
+    }
+    return Keep(*events);
   }
 
   // A copy of `items` in the arena, which holds it as long as the decoded request.
   template <typename T>
   std::span<const T> Keep(const std::vector<T>& items) {
-    // The arena runs no destructors; words keep every T aligned.
+    // The arena runs no destructors.
     static_assert(std::is_trivially_copy_constructible_v<T> && std::is_trivially_destructible_v<T>);
-    static_assert(alignof(T) <= alignof(uint64_t));
     if (items.empty()) return {};
-    const size_t words = (items.size() * sizeof(T) + sizeof(uint64_t) - 1) / sizeof(uint64_t);
-    T* out = reinterpret_cast<T*>(google::protobuf::Arena::CreateArray<uint64_t>(arena_, words));
+    const size_t bytes = items.size() * sizeof(T);
+    T* out = static_cast<T*>(arena_->allocate(bytes, alignof(T)));
     std::uninitialized_copy(items.begin(), items.end(), out);
-    NoteKept(reinterpret_cast<const char*>(out), words * sizeof(uint64_t));
+    NoteKept(reinterpret_cast<const char*>(out), bytes);
     return {out, items.size()};
   }
 
   // The position of the next byte to read.
   size_t offset() const { return r_->position(); }
   // Starts an item (a profile or an update) for kept_memory().
-  void StartItem() { kept_begin_ = kept_end_ = nullptr; }
+  void StartItem() {
+    kept_begin_ = kept_end_ = nullptr;
+    properties_.clear();
+    property_ranges_.clear();
+  }
   // What Keep copied to the arena since StartItem, if it lies in one piece (the arena
   // allocates in order within a block); else the first piece.
   std::string_view kept_memory() const {
@@ -397,10 +429,13 @@ class Decoder {
   Reader* r_;  // the reader of the message being read
   bool failed_ = false;
   size_t failed_at_ = 0;
-  google::protobuf::Arena* const arena_;
+  RequestArena* const arena_;
   // Scratch of the event or list being read, copied to the arena once complete; it keeps
   // its capacity from one to the next.
+  // The properties of the item's events, one map after another, and each event's start
+  // and count in them (KeepEvents).
   Map properties_;
+  std::vector<std::pair<uint32_t, uint32_t>> property_ranges_;
   std::vector<std::string_view> list_items_;
   // What Keep copied since StartItem (kept_memory).
   const char* kept_begin_ = nullptr;
@@ -414,12 +449,9 @@ absl::Status Malformed(std::string_view what, size_t position) {
       ")"));
 }
 
-// The arena of one decoded request: blocks of `first_block` bytes, growing to 1 MiB.
-std::unique_ptr<google::protobuf::Arena> NewRequestArena(size_t first_block) {
-  google::protobuf::ArenaOptions options;
-  options.start_block_size = first_block;
-  options.max_block_size = 1 << 20;
-  return std::make_unique<google::protobuf::Arena>(options);
+// The arena of one decoded request, its first block `first_block` bytes.
+std::unique_ptr<RequestArena> NewRequestArena(size_t first_block) {
+  return std::make_unique<RequestArena>(first_block);
 }
 
 template <typename T>
@@ -488,7 +520,7 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
       u.set = in.Keep(set.entries);
       u.unset = in.Keep(unset);
       u.increment = in.Keep(increment.entries);
-      u.events = in.Keep(events);
+      u.events = in.KeepEvents(&events);
     }
     u.memory = {bytes.substr(start, in.offset() - start), in.kept_memory()};
     Add(&out.updates, index++, u, std::move(error));
@@ -539,7 +571,7 @@ absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
     } else {
       error = std::move(event_error);
       p.attributes = in.Keep(attributes.entries);
-      p.events = in.Keep(events);
+      p.events = in.KeepEvents(&events);
     }
     p.memory = {bytes.substr(start, in.offset() - start), in.kept_memory()};
     Add(&out.converted, first_index + out.profiles++, p, std::move(error));
