@@ -114,8 +114,26 @@ bool SameValue(const Value& a, const Value& b) {
 
 std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_view s) {
   if (s.size() < kMinInternedSize) return std::nullopt;
+  if (name_id >= names_.size()) names_.resize(name_id + 1);
+  NameStats& name = names_[name_id];
+  if (name.skip > 0) {
+    --name.skip;
+    return std::nullopt;
+  }
   const size_t hash = Interner::Hash(s);
-  if (std::optional<uint32_t> id = strings_.Find(s, hash)) return id;
+  std::optional<uint32_t> id = strings_.Find(s, hash);
+  bool repeat = id.has_value();
+  if (!id) id = Sight(name, name_id, s, hash, &repeat);
+  name.repeats += repeat;
+  if (++name.lookups == kSample) {
+    if (name.repeats * kMinRepeatShare < kSample) name.skip = kSkipped;
+    name.lookups = name.repeats = 0;
+  }
+  return id;
+}
+
+std::optional<uint32_t> ValueDictionary::Sight(NameStats& name, uint32_t name_id,
+                                               std::string_view s, size_t hash, bool* repeat) {
   if (++lookups_ > 4 * seen_.size() && seen_.size() < kMaxSeen) {
     seen_.assign(std::max(kMinSeen, 2 * seen_.size()), 0);
     lookups_ = 0;
@@ -127,16 +145,16 @@ std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_vie
     seen = fingerprint;
     return std::nullopt;
   }
-  uint32_t& interned = interned_per_name_[name_id];
-  if (interned >= kMaxValuesPerName) return std::nullopt;
-  ++interned;
+  if (name.interned >= kMaxValuesPerName) return std::nullopt;
+  *repeat = true;
+  ++name.interned;
   seen = 0;
   return strings_.Intern(s);
 }
 
 size_t ValueDictionary::MemoryBytes() const {
   return strings_.MemoryBytes() + seen_.capacity() * sizeof(uint32_t) +
-         interned_per_name_.capacity() * (sizeof(std::pair<uint32_t, uint32_t>) + 1);
+         names_.capacity() * sizeof(NameStats);
 }
 
 namespace {

@@ -47,7 +47,6 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "core/interner.h"
 #include "core/profile_ref.h"
 #include "core/profile_view.h"
@@ -333,10 +332,17 @@ bool SameValue(const Value& a, const Value& b);
 // urls) become small ids, values seen once (emails, order ids) stay inline and cost
 // the table nothing. "Seen" is remembered in a direct-mapped table of fingerprints
 // that grows with use, so a forgotten sighting only delays interning.
+// A name whose values hardly ever repeat (fewer than 1 in kMinRepeatShare of a sample of
+// kSample lookups found in the table or seen before) has its next kSkipped values stored
+// inline without a lookup, each of which was a miss in both tables; then it is sampled
+// again, so a name whose values start to repeat is interned again.
 // Ids are never reused, so the views of Get() live as long as the dictionary.
 class ValueDictionary {
  public:
   static constexpr uint32_t kMaxValuesPerName = 1 << 16;
+  static constexpr uint32_t kSample = 1024;
+  static constexpr uint32_t kMinRepeatShare = 64;
+  static constexpr uint32_t kSkipped = 15 * kSample;
 
   ValueDictionary() = default;
   ValueDictionary(const ValueDictionary&) = delete;
@@ -369,8 +375,19 @@ class ValueDictionary {
   size_t SeenIndex(size_t hash) const { return hash & (seen_.size() - 1); }
   static constexpr size_t kMaxSeen = 1 << 20;
 
+  // What IdFor saw of one name's values.
+  struct NameStats {
+    uint32_t interned = 0;  // values interned under the name
+    uint32_t lookups = 0;   // in the current sample
+    uint32_t repeats = 0;   // of them, found in the table or seen before (under the cap)
+    uint32_t skip = 0;      // values to store inline, unlooked, before the next sample
+  };
+  // Interns `s` (not in the table) on its second sighting under `name`, if under the cap.
+  std::optional<uint32_t> Sight(NameStats& name, uint32_t name_id, std::string_view s,
+                                size_t hash, bool* repeat);
+
   Interner strings_;
-  absl::flat_hash_map<uint32_t, uint32_t> interned_per_name_;
+  std::vector<NameStats> names_;  // by name id
   std::vector<uint32_t> seen_;  // fingerprints of (name, value) seen once, by hash
   uint64_t lookups_ = 0;        // since seen_ last grew
 };

@@ -115,5 +115,36 @@ TEST_CASE("ProfileCodec interns at most kMaxValuesPerName values of one name", "
   REQUIRE(dict.strings().size() == ValueDictionary::kMaxValuesPerName + 1);
 }
 
+TEST_CASE("ProfileCodec stops looking up the values of a name that do not repeat",
+          "[core][codec]") {
+  ValueDictionary dict;
+  REQUIRE_FALSE(dict.IdFor(1, "DK").has_value());
+  const std::optional<uint32_t> dk = dict.IdFor(1, "DK");
+  REQUIRE(dk.has_value());
+  // A sample of values seen once (emails, order ids), the first two lookups above in it:
+  // the name's next values are stored inline without a lookup, interned or not.
+  for (uint32_t i = 2; i < ValueDictionary::kSample; ++i) {
+    REQUIRE_FALSE(dict.IdFor(1, "unique" + std::to_string(i)).has_value());
+  }
+  REQUIRE_FALSE(dict.IdFor(1, "DK").has_value());
+  REQUIRE(dict.IdFor(2, "DK") == dk);  // other names are looked up as before
+  for (uint32_t i = 1; i < ValueDictionary::kSkipped - 1; ++i) {
+    REQUIRE_FALSE(dict.IdFor(1, "skipped").has_value());
+  }
+  REQUIRE_FALSE(dict.IdFor(1, "skipped").has_value());  // the last skipped
+  // Sampled again: values that repeat are found and interned, and the name stays
+  // looked up while a sample's repeats are 1 in kMinRepeatShare or more.
+  REQUIRE(dict.IdFor(1, "DK") == dk);
+  REQUIRE_FALSE(dict.IdFor(1, "SE").has_value());
+  const std::optional<uint32_t> se = dict.IdFor(1, "SE");
+  REQUIRE(se.has_value());
+  for (uint32_t i = 3; i < 2 * ValueDictionary::kSample; ++i) {
+    const bool repeat = i % (ValueDictionary::kMinRepeatShare / 2) == 0;
+    const std::optional<uint32_t> id =
+        dict.IdFor(1, repeat ? std::string("DK") : "once" + std::to_string(i));
+    REQUIRE(id == (repeat ? dk : std::nullopt));
+  }
+}
+
 }  // namespace
 }  // namespace segd::codec
