@@ -383,8 +383,8 @@ class ValueDictionary {
     uint32_t skip = 0;      // values to store inline, unlooked, before the next sample
   };
   // Interns `s` (not in the table) on its second sighting under `name`, if under the cap.
-  std::optional<uint32_t> Sight(NameStats& name, uint32_t name_id, std::string_view s,
-                                size_t hash, bool* repeat);
+  std::optional<uint32_t> Sight(NameStats& name, uint32_t name_id, std::string_view s, size_t hash,
+                                bool* repeat);
 
   Interner strings_;
   std::vector<NameStats> names_;  // by name id
