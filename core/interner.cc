@@ -24,17 +24,15 @@ uint32_t Interner::InternAfterMiss(std::string_view s, uint32_t* set) {
   return *id;
 }
 
-std::optional<uint32_t> Interner::Find(std::string_view s) const { return Find(s, Hash(s)); }
-
-std::optional<uint32_t> Interner::Find(std::string_view s, size_t hash) const {
-  if (slots_.empty()) return std::nullopt;
+uint32_t Interner::FindId1(std::string_view s, size_t hash) const {
+  if (slots_.empty()) return 0;
   const text_internal::Words words = text_internal::WordsOf(s);
   for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
     const Slot& slot = slots_[i];
-    if (slot.id1 == 0) return std::nullopt;
+    if (slot.id1 == 0) return 0;
     if (slot.words == words && slot.size == s.size() &&
         (s.size() <= 16 || strings_[slot.id1 - 1] == s)) {
-      return slot.id1 - 1;
+      return slot.id1;
     }
   }
 }

@@ -30,9 +30,13 @@ class Interner {
     if (set[0] != 0 && SameString(strings_[set[0] - 1], s)) return set[0] - 1;
     return InternAfterMiss(s, set);
   }
-  std::optional<uint32_t> Find(std::string_view s) const;
+  std::optional<uint32_t> Find(std::string_view s) const { return Find(s, Hash(s)); }
   // The same, given Hash(s).
-  std::optional<uint32_t> Find(std::string_view s, size_t hash) const;
+  std::optional<uint32_t> Find(std::string_view s, size_t hash) const {
+    const uint32_t id1 = FindId1(s, hash);
+    if (id1 == 0) return std::nullopt;
+    return id1 - 1;
+  }
   // The hash the table keys `s` by.
   static size_t Hash(std::string_view s) { return StringHash{}(s); }
   // Starts loading what Find(s) or Intern(s) will read of the table (given Hash(s)): the
@@ -49,6 +53,10 @@ class Interner {
   size_t MemoryBytes() const;
 
  private:
+  // Find's id + 1, or 0: an integer, which comes back in a register (an optional returned
+  // from a function with several returns went through the stack, its flag and value
+  // stored apart and loaded as one: a store-forwarding stall on every lookup).
+  uint32_t FindId1(std::string_view s, size_t hash) const;
   // The cache: 64 sets of two ways.
   static constexpr int kRecentSetBits = 6;
   // From the size and three bytes: cheaper than the hash, and enough to tell apart a

@@ -112,28 +112,34 @@ bool SameValue(const Value& a, const Value& b) {
   return a == b;
 }
 
-std::optional<uint32_t> ValueDictionary::IdFor(uint32_t name_id, std::string_view s) {
-  if (s.size() < kMinInternedSize) return std::nullopt;
+uint32_t ValueDictionary::Id1For(uint32_t name_id, std::string_view s) {
+  if (s.size() < kMinInternedSize) return 0;
   if (name_id >= names_.size()) names_.resize(name_id + 1);
   NameStats& name = names_[name_id];
   if (name.skip > 0) {
     --name.skip;
-    return std::nullopt;
+    return 0;
   }
   const size_t hash = Interner::Hash(s);
-  std::optional<uint32_t> id = strings_.Find(s, hash);
-  bool repeat = id.has_value();
-  if (!id) id = Sight(name, name_id, s, hash, &repeat);
-  name.repeats += repeat;
-  if (++name.lookups == kSample) {
-    if (name.repeats * kMinRepeatShare < kSample) name.skip = kSkipped;
-    name.lookups = name.repeats = 0;
+  if (const std::optional<uint32_t> found = strings_.Find(s, hash)) {
+    Count(name, /*repeat=*/true);
+    return *found + 1;
   }
-  return id;
+  bool repeat = false;
+  const uint32_t id1 = Sight(name, name_id, s, hash, &repeat);
+  Count(name, repeat);
+  return id1;
 }
 
-std::optional<uint32_t> ValueDictionary::Sight(NameStats& name, uint32_t name_id,
-                                               std::string_view s, size_t hash, bool* repeat) {
+void ValueDictionary::Count(NameStats& name, bool repeat) {
+  name.repeats += repeat;
+  if (++name.lookups < kSample) return;
+  if (name.repeats * kMinRepeatShare < kSample) name.skip = kSkipped;
+  name.lookups = name.repeats = 0;
+}
+
+uint32_t ValueDictionary::Sight(NameStats& name, uint32_t name_id, std::string_view s,
+                                size_t hash, bool* repeat) {
   if (++lookups_ > 4 * seen_.size() && seen_.size() < kMaxSeen) {
     seen_.assign(std::max(kMinSeen, 2 * seen_.size()), 0);
     lookups_ = 0;
@@ -143,13 +149,13 @@ std::optional<uint32_t> ValueDictionary::Sight(NameStats& name, uint32_t name_id
       static_cast<uint32_t>(absl::HashOf(static_cast<uint64_t>(hash), name_id)) | 1;
   if (seen != fingerprint) {
     seen = fingerprint;
-    return std::nullopt;
+    return 0;
   }
-  if (name.interned >= kMaxValuesPerName) return std::nullopt;
+  if (name.interned >= kMaxValuesPerName) return 0;
   *repeat = true;
   ++name.interned;
   seen = 0;
-  return strings_.Intern(s);
+  return strings_.Intern(s) + 1;
 }
 
 size_t ValueDictionary::MemoryBytes() const {

@@ -350,7 +350,11 @@ class ValueDictionary {
 
   // The id to store `s` by under name `name_id`, interning it if the policy allows;
   // nullopt: store it inline.
-  std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s);
+  std::optional<uint32_t> IdFor(uint32_t name_id, std::string_view s) {
+    const uint32_t id1 = Id1For(name_id, s);
+    if (id1 == 0) return std::nullopt;
+    return id1 - 1;
+  }
   // Starts loading what IdFor(_, s) will look up first: the table.
   void Prefetch(std::string_view s) const {
     if (s.size() >= kMinInternedSize) strings_.Prefetch(Interner::Hash(s));
@@ -382,9 +386,15 @@ class ValueDictionary {
     uint32_t repeats = 0;   // of them, found in the table or seen before (under the cap)
     uint32_t skip = 0;      // values to store inline, unlooked, before the next sample
   };
-  // Interns `s` (not in the table) on its second sighting under `name`, if under the cap.
-  std::optional<uint32_t> Sight(NameStats& name, uint32_t name_id, std::string_view s, size_t hash,
-                                bool* repeat);
+  // Counts a lookup of a value of `name` in its sample, and starts skipping at the sample's
+  // end if too few repeated.
+  static void Count(NameStats& name, bool repeat);
+  // IdFor's id + 1, or 0 for nullopt (Interner::FindId1 says why).
+  uint32_t Id1For(uint32_t name_id, std::string_view s);
+  // Interns `s` (not in the table) on its second sighting under `name`, if under the cap;
+  // its id + 1, or 0.
+  uint32_t Sight(NameStats& name, uint32_t name_id, std::string_view s, size_t hash,
+                 bool* repeat);
 
   Interner strings_;
   std::vector<NameStats> names_;  // by name id
