@@ -298,23 +298,25 @@ class Decoder {
     const size_t index = events->size();
     EventRef& e = events->emplace_back();
     properties_.StartNext();
-    const bool ok = ReadMessage(true, [&](uint32_t tag) {
-      uint64_t n;
-      switch (tag) {
-        case Tag(v1::Event::kTypeFieldNumber, kBytes):
-          return ReadString(&e.type);
-        case Tag(v1::Event::kTimeFieldNumber, kVarint):
-          if (!ReadVarint(&n)) return false;
-          e.time = static_cast<int64_t>(n);
-          return true;
-        case Tag(v1::Event::kPropertiesFieldNumber, kBytes):
-          return ReadEntry(&properties_);
-        case Tag(v1::Event::kIdFieldNumber, kBytes):
-          return ReadString(&e.id);
-        default:
-          return Skip(tag);
-      }
-    });
+    std::string_view bytes;
+    if (!r_->ReadLengthDelimited(&bytes)) return Failed();
+    const bool ok = ReadCommonEvent(bytes, &e) || ReadWithin(bytes, [&](uint32_t tag) {
+                      uint64_t n;
+                      switch (tag) {
+                        case Tag(v1::Event::kTypeFieldNumber, kBytes):
+                          return ReadString(&e.type);
+                        case Tag(v1::Event::kTimeFieldNumber, kVarint):
+                          if (!ReadVarint(&n)) return false;
+                          e.time = static_cast<int64_t>(n);
+                          return true;
+                        case Tag(v1::Event::kPropertiesFieldNumber, kBytes):
+                          return ReadEntry(&properties_);
+                        case Tag(v1::Event::kIdFieldNumber, kBytes):
+                          return ReadString(&e.id);
+                        default:
+                          return Skip(tag);
+                      }
+                    });
     if (!ok) return false;
     std::optional<std::string> bad = FinishMap(&properties_);
     if (bad && !error->has_value()) {
@@ -322,6 +324,50 @@ class Decoder {
     }
     property_ranges_.emplace_back(properties_.first,
                                   properties_.entries.size() - properties_.first);
+    return true;
+  }
+
+  // Reads `bytes`, an Event, into `e` and properties_ if it has the shape protobuf's
+  // serializers give one: its fields in number order (type, time, properties, id), each but
+  // the properties at most once, lengths of one byte, every property of the shape
+  // ReadCommonEntry reads. Anything else returns false, `e` and properties_ left as they
+  // were, for the general reading, which gives the same result for an event of this shape.
+  // Field by field, an event of the standard profile took ~400 instructions.
+  bool ReadCommonEvent(std::string_view bytes, EventRef* e) {
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    const uint8_t* const end = p + bytes.size();
+    // The bytes of the next field, if it is `tag` with a one-byte length.
+    const auto next = [&](uint32_t tag, std::string_view* value) {
+      if (end - p < 2 || p[0] != tag || p[1] >= 0x80 || end - p - 2 < p[1]) return false;
+      *value = std::string_view(reinterpret_cast<const char*>(p + 2), p[1]);
+      p += 2 + p[1];
+      return true;
+    };
+    EventRef out;
+    next(Tag(v1::Event::kTypeFieldNumber, kBytes), &out.type);
+    if (p < end && *p == Tag(v1::Event::kTimeFieldNumber, kVarint)) {
+      uint64_t n = 0;  // a varint of up to 10 bytes, as Reader reads it
+      const uint8_t* q = p + 1;
+      for (int shift = 0;; ++q, shift += 7) {
+        if (q == end || shift > 63) return false;
+        n |= uint64_t{*q & 0x7fu} << shift;
+        if (*q < 0x80) break;
+      }
+      out.time = static_cast<int64_t>(n);
+      p = q + 1;
+    }
+    const auto give_up = [&] {
+      properties_.entries.resize(properties_.first);
+      return false;
+    };
+    std::string_view entry;
+    while (next(Tag(v1::Event::kPropertiesFieldNumber, kBytes), &entry)) {
+      auto& [name, value] = properties_.entries.emplace_back();
+      if (!ReadCommonEntry(entry, &name, &value)) return give_up();
+    }
+    next(Tag(v1::Event::kIdFieldNumber, kBytes), &out.id);
+    if (p != end) return give_up();
+    *e = out;
     return true;
   }
 
