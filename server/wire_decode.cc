@@ -21,6 +21,7 @@
 namespace segd::server {
 namespace {
 
+using wire::DecodeVarint;
 using wire::Reader;
 using wire::WireType;
 
@@ -140,6 +141,22 @@ std::optional<std::string> FinishMap(Map* map) {
   return std::nullopt;
 }
 
+// The first byte of `bytes`, as a byte.
+inline const uint8_t* BytesOf(std::string_view bytes) {
+  return reinterpret_cast<const uint8_t*>(bytes.data());
+}
+
+// The bytes of the length-delimited field `tag` if it comes next at *p, before `end`, with
+// a one-byte length; then *p is past it.
+inline bool NextShortField(const uint8_t** p, const uint8_t* end, uint32_t tag,
+                           std::string_view* bytes) {
+  const uint8_t* q = *p;
+  if (end - q < 2 || q[0] != tag || q[1] >= 0x80 || end - q - 2 < q[1]) return false;
+  *bytes = std::string_view(reinterpret_cast<const char*>(q + 2), q[1]);
+  *p = q + 2 + q[1];
+  return true;
+}
+
 // Reads `entry`, the bytes of a map<string, Value> entry, into `name` and `value` if it
 // has the shape protobuf's serializers give one: the key and then the value, each once
 // and with a one-byte length, the value holding one member of its oneof other than a
@@ -149,24 +166,27 @@ std::optional<std::string> FinishMap(Map* map) {
 // the decoder's instructions.
 ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ReadCommonEntry(std::string_view entry,
                                                          std::string_view* name, ValueRef* value) {
-  const auto* p = reinterpret_cast<const uint8_t*>(entry.data());
+  const uint8_t* p = BytesOf(entry);
   const uint8_t* const end = p + entry.size();
-  // The key's tag and length, then the value's tag and length at least.
-  if (entry.size() < 4 || p[0] != kEntryKey || p[1] >= 0x80) return false;
-  const size_t key_size = p[1];
-  if (static_cast<size_t>(end - p) < 4 + key_size) return false;
-  const uint8_t* const v = p + 2 + key_size;
-  if (v[0] != kEntryValue || v[1] >= 0x80 || v + 2 + v[1] != end) return false;
-  const uint8_t* const f = v + 2;  // the Value's one field, which ends where it ends
-  if (end - f < 2) return false;
-  const auto* const data = reinterpret_cast<const char*>(f + 2);
-  switch (f[0]) {
-    case Tag(v1::Value::kStringValueFieldNumber, kBytes):
-      if (f[1] >= 0x80 || f + 2 + f[1] != end) return false;
-      *value = ValueRef::String(std::string_view(data, f[1]));
+  std::string_view key, member;
+  if (!NextShortField(&p, end, kEntryKey, &key) || !NextShortField(&p, end, kEntryValue, &member) ||
+      p != end) {
+    return false;
+  }
+  // The Value's one member, which must span it.
+  const uint8_t* f = BytesOf(member);
+  const uint8_t* const member_end = f + member.size();
+  if (f == member_end) return false;
+  uint64_t n;
+  switch (*f) {
+    case Tag(v1::Value::kStringValueFieldNumber, kBytes): {
+      std::string_view s;
+      if (!NextShortField(&f, member_end, *f, &s) || f != member_end) return false;
+      *value = ValueRef::String(s);
       break;
+    }
     case Tag(v1::Value::kFloatValueFieldNumber, kFixed64): {
-      if (end - f != 9) return false;
+      if (member_end - f != 9) return false;
       uint64_t bits = 0;
       for (int i = 8; i >= 1; --i) bits = bits << 8 | f[i];  // little-endian on the wire
       double d;
@@ -175,29 +195,21 @@ ABSL_ATTRIBUTE_ALWAYS_INLINE inline bool ReadCommonEntry(std::string_view entry,
       break;
     }
     case Tag(v1::Value::kIntValueFieldNumber, kVarint):
-    case Tag(v1::Value::kBoolValueFieldNumber, kVarint):
-    case Tag(v1::Value::kTimeValueFieldNumber, kVarint): {
-      // A varint of up to 10 bytes whose last byte is the entry's last, as Reader reads it.
-      if (end - f > 11 || end[-1] >= 0x80) return false;
-      uint64_t n = 0;
-      int shift = 0;
-      for (const uint8_t* b = f + 1; b < end; ++b, shift += 7) {
-        if (b + 1 < end && *b < 0x80) return false;  // ends before the entry does
-        n |= uint64_t{*b & 0x7fu} << shift;
-      }
-      if (f[0] == Tag(v1::Value::kIntValueFieldNumber, kVarint)) {
-        *value = ValueRef::Int(static_cast<int64_t>(n));
-      } else if (f[0] == Tag(v1::Value::kBoolValueFieldNumber, kVarint)) {
-        *value = ValueRef::Bool(n != 0);
-      } else {
-        *value = ValueRef::Time(static_cast<int64_t>(n));
-      }
+      if (DecodeVarint(f + 1, member_end, &n) != member_end) return false;
+      *value = ValueRef::Int(static_cast<int64_t>(n));
       break;
-    }
+    case Tag(v1::Value::kBoolValueFieldNumber, kVarint):
+      if (DecodeVarint(f + 1, member_end, &n) != member_end) return false;
+      *value = ValueRef::Bool(n != 0);
+      break;
+    case Tag(v1::Value::kTimeValueFieldNumber, kVarint):
+      if (DecodeVarint(f + 1, member_end, &n) != member_end) return false;
+      *value = ValueRef::Time(static_cast<int64_t>(n));
+      break;
     default:
       return false;
   }
-  *name = std::string_view(reinterpret_cast<const char*>(p + 2), key_size);
+  *name = key;
   return true;
 }
 
@@ -338,38 +350,26 @@ class Decoder {
   // were, for ReadEventFields, which gives the same result for an event of this shape.
   // Field by field, an event of the standard profile took ~400 instructions.
   bool ReadCommonEvent(std::string_view bytes, EventRef* e) {
-    const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+    const uint8_t* p = BytesOf(bytes);
     const uint8_t* const end = p + bytes.size();
-    // The bytes of the next field, if it is `tag` with a one-byte length.
-    const auto next = [&](uint32_t tag, std::string_view* value) {
-      if (end - p < 2 || p[0] != tag || p[1] >= 0x80 || end - p - 2 < p[1]) return false;
-      *value = std::string_view(reinterpret_cast<const char*>(p + 2), p[1]);
-      p += 2 + p[1];
-      return true;
-    };
     EventRef out;
-    next(Tag(v1::Event::kTypeFieldNumber, kBytes), &out.type);
+    NextShortField(&p, end, Tag(v1::Event::kTypeFieldNumber, kBytes), &out.type);
     if (p < end && *p == Tag(v1::Event::kTimeFieldNumber, kVarint)) {
-      uint64_t n = 0;  // a varint of up to 10 bytes, as Reader reads it
-      const uint8_t* q = p + 1;
-      for (int shift = 0;; ++q, shift += 7) {
-        if (q == end || shift > 63) return false;
-        n |= uint64_t{*q & 0x7fu} << shift;
-        if (*q < 0x80) break;
-      }
+      uint64_t n;
+      p = DecodeVarint(p + 1, end, &n);
+      if (p == nullptr) return false;
       out.time = static_cast<int64_t>(n);
-      p = q + 1;
     }
     const auto give_up = [&] {
       properties_.entries.resize(properties_.first);
       return false;
     };
     std::string_view entry;
-    while (next(Tag(v1::Event::kPropertiesFieldNumber, kBytes), &entry)) {
+    while (NextShortField(&p, end, Tag(v1::Event::kPropertiesFieldNumber, kBytes), &entry)) {
       auto& [name, value] = properties_.entries.emplace_back();
       if (!ReadCommonEntry(entry, &name, &value)) return give_up();
     }
-    next(Tag(v1::Event::kIdFieldNumber, kBytes), &out.id);
+    NextShortField(&p, end, Tag(v1::Event::kIdFieldNumber, kBytes), &out.id);
     if (p != end) return give_up();
     *e = out;
     return true;
@@ -480,10 +480,9 @@ class Decoder {
   bool failed_ = false;
   size_t failed_at_ = 0;
   RequestArena* const arena_;
-  // Scratch of the event or list being read, copied to the arena once complete; it keeps
-  // its capacity from one to the next.
-  // The properties of the item's events, one map after another, and each event's start
-  // and count in them (KeepEvents).
+  // Scratch, copied to the arena once complete, that keeps its capacity from one item to
+  // the next: the properties of the item's events, one map after another, and each
+  // event's start and count in them (KeepEvents); the items of the list being read.
   Map properties_;
   std::vector<std::pair<uint32_t, uint32_t>> property_ranges_;
   std::vector<std::string_view> list_items_;

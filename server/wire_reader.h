@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -20,6 +22,22 @@ enum class WireType : uint8_t {
   kEndGroup = 4,
   kFixed32 = 5,
 };
+
+// Decodes the varint at `p` into *v if it ends before `end`, within 10 bytes (as protobuf
+// reads one): the byte after it, or null.
+template <typename Byte>  // char or uint8_t
+const Byte* DecodeVarint(const Byte* p, const Byte* end, uint64_t* v) {
+  uint64_t result = 0;
+  for (int shift = 0; shift < 64 && p < end; shift += 7) {
+    const auto byte = static_cast<uint8_t>(*p++);
+    result |= uint64_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return p;
+    }
+  }
+  return nullptr;
+}
 
 // Every Read returns false (and the reader stays failed, done() then true) on truncated
 // or malformed input.
@@ -91,16 +109,11 @@ class Reader {
   static constexpr int kMaxGroupDepth = 64;
 
   bool ReadVarintSlow(uint64_t* v) {
-    uint64_t result = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return Fail();
-      const auto byte = static_cast<uint8_t>(*p_++);
-      result |= uint64_t{byte & 0x7fu} << shift;
-      if ((byte & 0x80) == 0) {
-        *v = result;
-        return true;
-      }
+    if (const char* after = DecodeVarint(p_, end_, v)) {
+      p_ = after;
+      return true;
     }
+    p_ += std::min<ptrdiff_t>(end_ - p_, 10);  // where the reading stopped
     return Fail();
   }
 
