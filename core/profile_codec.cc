@@ -9,8 +9,13 @@
 namespace segd::codec {
 namespace {
 
-void PutHead(uint32_t name_id, FieldKind kind, std::string* out) {
-  PutVarint(out, (static_cast<uint64_t>(name_id) << kKindBits) | static_cast<uint64_t>(kind));
+uint8_t* PutHead(uint8_t* p, uint32_t name_id, FieldKind kind) {
+  return PutVarint(p, (static_cast<uint64_t>(name_id) << kKindBits) | static_cast<uint64_t>(kind));
+}
+
+uint8_t* PutBytes(uint8_t* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
 // The kDecimal code of v, if n / 10^e reproduces v exactly for some e in 0..3 and the
@@ -29,24 +34,55 @@ std::optional<uint64_t> DecimalCode(double v) {
   return std::nullopt;
 }
 
-void PutString(uint32_t name_id, std::string_view s, ValueDictionary* dict, std::string* out) {
+// REQUIRES: room for the head, a length and `s`.
+uint8_t* PutString(uint8_t* p, uint32_t name_id, std::string_view s, ValueDictionary* dict) {
   if (std::optional<uint32_t> id = dict->IdFor(name_id, s)) {
-    PutHead(name_id, FieldKind::kStringInterned, out);
-    PutVarint(out, *id);
-  } else {
-    PutHead(name_id, FieldKind::kStringInline, out);
-    PutVarint(out, s.size());
-    out->append(s);
+    return PutVarint(PutHead(p, name_id, FieldKind::kStringInterned), *id);
   }
+  p = PutVarint(PutHead(p, name_id, FieldKind::kStringInline), s.size());
+  return PutBytes(p, s);
 }
 
 }  // namespace
 
-void AppendBlobHead(std::string_view key, std::string_view attrs, std::string* out) {
-  PutVarint(out, key.size());
-  out->append(key);
-  PutVarint(out, attrs.size());
-  out->append(attrs);
+void Buffer::Grow(size_t n) {
+  const size_t capacity = std::max({size_ + n, 2 * capacity_, size_t{256}});
+  auto data = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+  if (size_ > 0) std::memcpy(data.get(), data_.get(), size_);
+  data_ = std::move(data);
+  capacity_ = capacity;
+}
+
+void EndLength(size_t mark, Buffer* out) {
+  const size_t len = out->size() - (mark + 1);
+  if (len < 0x80) {
+    out->data()[mark] = static_cast<uint8_t>(len);
+    return;
+  }
+  const int extra = VarintLength(len) - 1;
+  uint8_t* end = out->Room(extra) + extra;
+  uint8_t* section = out->data() + mark + 1;
+  std::memmove(section + extra, section, len);
+  PutVarint(section - 1, len);
+  out->Commit(end);
+}
+
+size_t BeginBlob(std::string_view key, Buffer* out) {
+  uint8_t* p = out->Room(kMaxVarintBytes + key.size());
+  out->Commit(PutBytes(PutVarint(p, key.size()), key));
+  return BeginLength(out);
+}
+
+size_t BeginEvent(uint64_t time_code, uint32_t type, std::string_view id, Buffer* out) {
+  uint8_t* p = out->Room(2 * kMaxVarintBytes);
+  p = PutVarint(p, time_code);
+  out->Commit(PutVarint(p, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1)));
+  const size_t mark = BeginLength(out);
+  if (!id.empty()) {
+    p = out->Room(kMaxVarintBytes + id.size());
+    out->Commit(PutBytes(PutVarint(p, id.size()), id));
+  }
+  return mark;
 }
 
 const uint8_t* SkipValue(FieldKind kind, const uint8_t* p) {
@@ -165,69 +201,73 @@ size_t ValueDictionary::MemoryBytes() const {
 
 namespace {
 
-template <typename V>  // Value or ValueRef
-void AppendFieldOf(uint32_t name_id, const V& v, ValueDictionary* dict, std::string* out) {
+// The most bytes the field (_, v) takes: a head, a length or id, the bytes of a string;
+// a list's count and items.
+template <typename V>
+size_t MaxFieldBytes(const V& v) {
+  constexpr size_t kHead = kMaxVarintBytes;
   switch (v.kind()) {
     case ValueKind::kString:
-      PutString(name_id, v.string_value(), dict, out);
-      return;
+      return kHead + kMaxVarintBytes + v.string_value().size();
+    case ValueKind::kList: {
+      size_t n = kHead + kMaxVarintBytes;
+      for (std::string_view item : v.list_value()) n += kMaxVarintBytes + item.size();
+      return n;
+    }
+    default:
+      return kHead + kMaxVarintBytes;  // a varint, or 8 bytes of float, or a bool's byte
+  }
+}
+
+template <typename V>  // Value or ValueRef
+void AppendFieldOf(uint32_t name_id, const V& v, ValueDictionary* dict, Buffer* out) {
+  uint8_t* p = out->Room(MaxFieldBytes(v));
+  switch (v.kind()) {
+    case ValueKind::kString:
+      p = PutString(p, name_id, v.string_value(), dict);
+      break;
     case ValueKind::kInt:
-      PutHead(name_id, FieldKind::kInt, out);
-      PutVarint(out, ZigZag(v.int_value()));
-      return;
+      p = PutVarint(PutHead(p, name_id, FieldKind::kInt), ZigZag(v.int_value()));
+      break;
     case ValueKind::kTime:
-      PutHead(name_id, FieldKind::kTime, out);
-      PutVarint(out, ZigZag(v.time_value()));
-      return;
+      p = PutVarint(PutHead(p, name_id, FieldKind::kTime), ZigZag(v.time_value()));
+      break;
     case ValueKind::kFloat:
       if (std::optional<uint64_t> code = DecimalCode(v.float_value())) {
-        PutHead(name_id, FieldKind::kDecimal, out);
-        PutVarint(out, *code);
+        p = PutVarint(PutHead(p, name_id, FieldKind::kDecimal), *code);
       } else {
-        PutHead(name_id, FieldKind::kFloat, out);
         const double d = v.float_value();
-        out->append(reinterpret_cast<const char*>(&d), sizeof d);
+        p = PutHead(p, name_id, FieldKind::kFloat);
+        std::memcpy(p, &d, sizeof d);
+        p += sizeof d;
       }
-      return;
+      break;
     case ValueKind::kBool:
-      PutHead(name_id, FieldKind::kBool, out);
-      out->push_back(v.bool_value() ? 1 : 0);
-      return;
+      p = PutHead(p, name_id, FieldKind::kBool);
+      *p++ = v.bool_value() ? 1 : 0;
+      break;
     case ValueKind::kList:
-      PutHead(name_id, FieldKind::kList, out);
-      PutVarint(out, v.list_value().size());
+      p = PutVarint(PutHead(p, name_id, FieldKind::kList), v.list_value().size());
       for (std::string_view item : v.list_value()) {
         if (std::optional<uint32_t> id = dict->IdFor(name_id, item)) {
-          PutVarint(out, static_cast<uint64_t>(*id) << 1 | 1);
+          p = PutVarint(p, static_cast<uint64_t>(*id) << 1 | 1);
         } else {
-          PutVarint(out, static_cast<uint64_t>(item.size()) << 1);
-          out->append(item);
+          p = PutBytes(PutVarint(p, static_cast<uint64_t>(item.size()) << 1), item);
         }
       }
-      return;
+      break;
   }
+  out->Commit(p);
 }
 
 }  // namespace
 
-void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out) {
+void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, Buffer* out) {
   AppendFieldOf(name_id, v, dict, out);
 }
 
-void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, std::string* out) {
+void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, Buffer* out) {
   AppendFieldOf(name_id, v, dict, out);
-}
-
-void AppendEventRest(uint32_t type, std::string_view id, std::string_view props, std::string* out) {
-  PutVarint(out, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1));
-  size_t body = props.size();
-  if (!id.empty()) body += VarintLength(id.size()) + id.size();
-  PutVarint(out, body);
-  if (!id.empty()) {
-    PutVarint(out, id.size());
-    out->append(id);
-  }
-  out->append(props);
 }
 
 }  // namespace segd::codec

@@ -42,6 +42,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -73,19 +74,16 @@ inline constexpr int kKindBits = 3;
 
 // ---- Varints ----
 
-inline void PutVarint(std::string* dst, uint64_t v) {
-  if (v < 0x80) {  // most: field heads, sizes, small ids
-    dst->push_back(static_cast<char>(v));
-    return;
-  }
-  char buf[10];
-  int n = 0;
+inline constexpr size_t kMaxVarintBytes = 10;
+
+// Writes v at p, which has room for it; returns the byte after it.
+SEGD_CODEC_INLINE uint8_t* PutVarint(uint8_t* p, uint64_t v) {
   while (v >= 0x80) {
-    buf[n++] = static_cast<char>(v | 0x80);
+    *p++ = static_cast<uint8_t>(v | 0x80);
     v >>= 7;
   }
-  buf[n++] = static_cast<char>(v);
-  dst->append(buf, n);
+  *p++ = static_cast<uint8_t>(v);
+  return p;
 }
 
 inline int VarintLength(uint64_t v) {
@@ -161,6 +159,59 @@ inline int64_t UnZigZag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
 
+// ---- Writing ----
+
+// The bytes the encoders below append to, written through a pointer: Room(n) makes sure
+// n more bytes fit (the one capacity check) and says where they go, Commit(end) takes
+// the bytes written up to `end`. Unlike a std::string's, the room is not zeroed first.
+// Cleared and reused: the store keeps one for each kind of encoding.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  SEGD_CODEC_INLINE uint8_t* Room(size_t n) {
+    if (capacity_ - size_ < n) Grow(n);
+    return data_.get() + size_;
+  }
+  SEGD_CODEC_INLINE void Commit(uint8_t* end) { size_ = end - data_.get(); }
+  void Clear() { size_ = 0; }
+
+  uint8_t* data() { return data_.get(); }
+  size_t size() const { return size_; }
+  std::string_view view() const {
+    return std::string_view(reinterpret_cast<const char*>(data_.get()), size_);
+  }
+
+ private:
+  void Grow(size_t n);
+
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+inline void PutVarint(Buffer* out, uint64_t v) {
+  out->Commit(PutVarint(out->Room(kMaxVarintBytes), v));
+}
+inline void PutBytes(Buffer* out, std::string_view bytes) {
+  uint8_t* p = out->Room(bytes.size());
+  std::memcpy(p, bytes.data(), bytes.size());
+  out->Commit(p + bytes.size());
+}
+
+// A length-prefixed section (a blob's attributes, an event's body) whose length is known
+// only once it is written: BeginLength makes room for a one-byte length and returns its
+// offset; EndLength writes the length of what was appended since, moving it up if the
+// length takes more than a byte (a section of 128 bytes or more: rare).
+inline size_t BeginLength(Buffer* out) {
+  const size_t mark = out->size();
+  out->Commit(out->Room(1) + 1);
+  return mark;
+}
+void EndLength(size_t mark, Buffer* out);
+
 // ---- Blob ----
 
 struct BlobLayout {
@@ -190,8 +241,9 @@ inline std::string_view KeyOfBlob(const uint8_t* data) {
   return std::string_view(reinterpret_cast<const char*>(p), len);
 }
 
-// Appends the head of a blob: key and an attribute section of `attrs` bytes.
-void AppendBlobHead(std::string_view key, std::string_view attrs, std::string* out);
+// Starts a blob: its key, then the attribute section, whose fields the caller appends
+// before EndLength(returned mark).
+size_t BeginBlob(std::string_view key, Buffer* out);
 
 // ---- Fields ----
 
@@ -403,8 +455,8 @@ class ValueDictionary {
 };
 
 // Appends the field (name_id, v). String values and list items go through `dict`.
-void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, std::string* out);
-void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, std::string* out);
+void AppendField(uint32_t name_id, const Value& v, ValueDictionary* dict, Buffer* out);
+void AppendField(uint32_t name_id, const ValueRef& v, ValueDictionary* dict, Buffer* out);
 
 // ---- Events ----
 
@@ -461,8 +513,9 @@ SEGD_CODEC_INLINE const uint8_t* EventProps(const EventHead& e) {
   return p + len;
 }
 
-// Appends the `rest` of an event: type, id and already encoded properties.
-void AppendEventRest(uint32_t type, std::string_view id, std::string_view props, std::string* out);
+// Starts an event: its time code, type and id; the caller appends its properties before
+// EndLength(returned mark).
+size_t BeginEvent(uint64_t time_code, uint32_t type, std::string_view id, Buffer* out);
 
 // The property `name_id` of an event's encoded properties, or Missing.
 inline Val FindProp(const uint8_t* p, const uint8_t* end, uint32_t name_id,

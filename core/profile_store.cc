@@ -338,9 +338,9 @@ struct ProfileStore::Impl {
   // NamedValueRef) sorted by name id, a later entry of a name winning, and calls
   // on_field(name_id) for each field appended.
   template <typename Entries, typename OnField>
-  void EncodeFields(const Entries& entries, std::string* out, const OnField& on_field);
+  void EncodeFields(const Entries& entries, codec::Buffer* out, const OnField& on_field);
   template <typename Props>
-  void EncodeProperties(const Props& props, std::string* out) {
+  void EncodeProperties(const Props& props, codec::Buffer* out) {
     EncodeFields(props, out, [](uint32_t) {});
   }
   template <typename E>  // Event or EventRef
@@ -364,7 +364,7 @@ struct ProfileStore::Impl {
   // (name id << 32 | index) of the entries EncodeFields encodes: sorted as numbers, by
   // id and then by position.
   std::vector<uint64_t> field_order;
-  std::string buf, props_buf, blob, attr_bytes;
+  codec::Buffer buf, blob;
   // A replayed event to keep, by time and then by its index in the profile.
   struct Kept {
     int64_t time;
@@ -457,24 +457,23 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
   }
   std::sort(entries.begin(), entries.end(),
             [](const Entry& a, const Entry& b) { return a.name < b.name; });
-  props_buf.clear();
+  buf.Clear();
+  const size_t mark = codec::BeginLength(&buf);
   for (const Entry& e : entries) {
     if (e.value != nullptr) {
-      codec::AppendField(e.name, *e.value, &values, &props_buf);
+      codec::AppendField(e.name, *e.value, &values, &buf);
     } else if (e.stored != nullptr) {
-      props_buf.append(reinterpret_cast<const char*>(e.stored->begin),
-                       e.stored->end - e.stored->begin);
+      codec::PutBytes(&buf, std::string_view(reinterpret_cast<const char*>(e.stored->begin),
+                                             e.stored->end - e.stored->begin));
     }
   }
-  buf.clear();
-  codec::PutVarint(&buf, props_buf.size());
-  buf.append(props_buf);
+  codec::EndLength(mark, &buf);
   const codec::BlobLayout b = Layout(r);
-  ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf);
+  ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf.view());
 }
 
 template <typename Entries, typename OnField>
-void ProfileStore::Impl::EncodeFields(const Entries& entries, std::string* out,
+void ProfileStore::Impl::EncodeFields(const Entries& entries, codec::Buffer* out,
                                       const OnField& on_field) {
   std::vector<uint64_t>& order = field_order;
   order.clear();
@@ -536,11 +535,10 @@ void ProfileStore::Impl::AddEvent(Record& r, const E& e, int64_t now, AppliedUpd
   }
 
   const uint32_t type = names.Intern(e.type);
-  props_buf.clear();
-  EncodeProperties(e.properties, &props_buf);
-  buf.clear();
-  codec::PutVarint(&buf, prev_at < 0 ? t : t - prev_at);
-  codec::AppendEventRest(type, e.id, props_buf, &buf);
+  buf.Clear();
+  const size_t mark = codec::BeginEvent(prev_at < 0 ? t : t - prev_at, type, e.id, &buf);
+  EncodeProperties(e.properties, &buf);
+  codec::EndLength(mark, &buf);
   size_t end = Offset(r, at);
   if (at < b.end) {  // the next event's time code becomes relative to this one
     uint64_t code;
@@ -554,7 +552,7 @@ void ProfileStore::Impl::AddEvent(Record& r, const E& e, int64_t now, AppliedUpd
   } else {
     out->events_appended = false;
   }
-  ReplaceRange(r, Offset(r, at), end, buf);
+  ReplaceRange(r, Offset(r, at), end, buf.view());
   ++r.num_events;
   ++total_events;
   ++out->events_added;
@@ -568,7 +566,7 @@ void ProfileStore::Impl::DropOldest(Record& r, AppliedUpdate* out) {
   const uint8_t* second = codec::NextEvent(b.events, b.end, -1, &first);
   AddType(first.type, &out->event_types);
   out->events_dropped = true;
-  buf.clear();
+  buf.Clear();
   size_t end = Offset(r, b.end);
   if (second < b.end) {  // the second event's time code becomes absolute
     uint64_t code;
@@ -576,7 +574,7 @@ void ProfileStore::Impl::DropOldest(Record& r, AppliedUpdate* out) {
     codec::PutVarint(&buf, first.time + code);
     end = Offset(r, rest);
   }
-  ReplaceRange(r, Offset(r, b.events), end, buf);
+  ReplaceRange(r, Offset(r, b.events), end, buf.view());
   --r.num_events;
   --total_events;
 }
@@ -596,13 +594,13 @@ void ProfileStore::Impl::Prune(Record& r, int64_t now) {
     ++dropped;
   }
   if (dropped == 0) return;
-  buf.clear();
+  buf.Clear();
   size_t end = Offset(r, b.end);
   if (p < b.end) {  // the first retained event's time code becomes absolute
     codec::PutVarint(&buf, h.time);
     end = Offset(r, h.rest);
   }
-  ReplaceRange(r, Offset(r, b.events), end, buf);
+  ReplaceRange(r, Offset(r, b.events), end, buf.view());
   r.num_events -= dropped;
   total_events -= dropped;
   if (malloc_usable_size(r.data) > 2 * size_t{r.size} + 64) Reallocate(r, r.size);
@@ -709,9 +707,9 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ApplyWith(const Update& update, int6
   // Nothing below can fail.
   AppliedUpdate out;
   if (!slot) {
-    impl_->buf.clear();
-    codec::AppendBlobHead(update.key, "", &impl_->buf);
-    slot = impl_->NewSlot(impl_->buf);
+    impl_->buf.Clear();
+    codec::EndLength(codec::BeginBlob(update.key, &impl_->buf), &impl_->buf);  // no attributes
+    slot = impl_->NewSlot(impl_->buf.view());
     out.created = true;
   }
   out.slot = *slot;
@@ -762,11 +760,12 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, 
     }
   }
 
-  // Attributes, by name id; a later entry of a name wins.
-  std::string& attr_bytes = m.attr_bytes;
-  attr_bytes.clear();
-  m.EncodeFields(profile.attributes, &attr_bytes,
-                 [&](uint32_t id) { out.attributes.push_back(id); });
+  // The key, then the attributes, by name id; a later entry of a name wins.
+  codec::Buffer& blob = m.blob;
+  blob.Clear();
+  const size_t attrs_mark = codec::BeginBlob(profile.key, &blob);
+  m.EncodeFields(profile.attributes, &blob, [&](uint32_t id) { out.attributes.push_back(id); });
+  codec::EndLength(attrs_mark, &blob);
   // The old names and the new, each once (sorted: a profile may hold many attributes).
   std::sort(out.attributes.begin(), out.attributes.end());
   out.attributes.erase(std::unique(out.attributes.begin(), out.attributes.end()),
@@ -790,30 +789,26 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, 
   if (kept.size() > options_.max_events) {
     kept.erase(kept.begin(), kept.end() - options_.max_events);
   }
-  std::string& blob = m.blob;
-  blob.clear();
-  codec::AppendBlobHead(profile.key, attr_bytes, &blob);
   int64_t prev = -1;
   for (const Impl::Kept& k : kept) {
     const auto& e = profile.events[k.index];
     const uint32_t type = interner_.Intern(e.type);
     AddType(type, &out.event_types);
-    m.props_buf.clear();
-    m.EncodeProperties(e.properties, &m.props_buf);
-    codec::PutVarint(&blob, prev < 0 ? k.time : k.time - prev);
-    codec::AppendEventRest(type, e.id, m.props_buf, &blob);
+    const size_t mark = codec::BeginEvent(prev < 0 ? k.time : k.time - prev, type, e.id, &blob);
+    m.EncodeProperties(e.properties, &blob);
+    codec::EndLength(mark, &blob);
     prev = k.time;
   }
   out.events_added = static_cast<uint32_t>(kept.size());
   if (slot) {
     Impl::Record& r = m.rec(*slot);
     m.total_events -= r.num_events;
-    m.SetBlob(r, blob);  // the key, and so the index entry, is unchanged
+    m.SetBlob(r, blob.view());  // the key, and so the index entry, is unchanged
     r.num_events = out.events_added;
     r.last_time = prev;
     out.slot = *slot;
   } else {
-    out.slot = m.NewSlot(blob);
+    out.slot = m.NewSlot(blob.view());
     m.rec(out.slot).num_events = out.events_added;
     m.rec(out.slot).last_time = prev;
   }

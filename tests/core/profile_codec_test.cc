@@ -32,8 +32,9 @@ TEST_CASE("ProfileCodec varints decode the same on the fast and the byte-wise pa
   for (int i = 0; i < 1000; ++i) values.push_back(rng() >> (rng() % 64));
   for (uint64_t v : values) {
     for (size_t tail : {0, 1, 7, 8}) {  // bytes after the varint, up to the limit
-      std::string buf;
-      PutVarint(&buf, v);
+      Buffer written;
+      PutVarint(&written, v);
+      std::string buf(written.view());
       const size_t len = buf.size();
       REQUIRE(static_cast<int>(len) == VarintLength(v));
       buf.append(tail, '\xff');
@@ -65,8 +66,9 @@ TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[
                                       3.141592653589793,
                                       std::numeric_limits<double>::max()};
   for (double d : floats) {
-    std::string out;
-    AppendField(3, Value::Float(d), &dict, &out);
+    Buffer written;
+    AppendField(3, Value::Float(d), &dict, &written);
+    const std::string out(written.view());
     Field f;
     REQUIRE(NextField(Bytes(out), &f) == Bytes(out) + out.size());
     REQUIRE(f.name == 3);
@@ -75,9 +77,32 @@ TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[
     REQUIRE(std::bit_cast<uint64_t>(back.float_value()) == std::bit_cast<uint64_t>(d));
     REQUIRE(ScalarVal(f, dict.strings()).f == d);
   }
-  std::string cents;
+  Buffer cents;
   AppendField(3, Value::Float(19.99), &dict, &cents);
   REQUIRE(cents.size() == 3);  // head, 2-byte varint
+}
+
+TEST_CASE("ProfileCodec prefixes a section with its length however long it grows",
+          "[core][codec]") {
+  for (size_t len : {0, 1, 127, 128, 300, 16383, 16384, 70000}) {
+    Buffer out;
+    PutBytes(&out, "ab");  // what comes before the section stays
+    const size_t mark = BeginLength(&out);
+    std::string section;
+    for (size_t i = 0; i < len; ++i) section.push_back(static_cast<char>('a' + i % 26));
+    // In pieces, so the buffer grows (and moves) while the section is open.
+    for (size_t i = 0; i < len; i += 1000) {
+      PutBytes(&out, std::string_view(section).substr(i, 1000));
+    }
+    EndLength(mark, &out);
+    const std::string bytes(out.view());
+    REQUIRE(bytes.substr(0, 2) == "ab");
+    uint64_t n = 0;
+    const uint8_t* p = GetVarint(Bytes(bytes) + 2, &n);
+    REQUIRE(n == len);
+    REQUIRE(p - Bytes(bytes) == 2 + VarintLength(len));
+    REQUIRE(bytes.substr(2 + VarintLength(len)) == section);
+  }
 }
 
 TEST_CASE("ProfileCodec interns a value once it is seen twice under a name", "[core][codec]") {
