@@ -73,21 +73,25 @@ inline constexpr char kSeedAnchor = 0;
 
 }  // namespace text_internal
 
-// Whether every byte of `s` is ASCII: inline and without a byte loop, for the names,
-// keys and values every update carries, which almost always are.
-inline bool IsAscii(std::string_view s) {
+// The bytes of `s` ORed together in a word, each byte in some lane: every byte is ASCII
+// iff none of kAsciiHigh's bits is set, also in the OR of several strings' words (which
+// checks a whole update at once). Inline and without a byte loop.
+inline constexpr uint64_t kAsciiHigh = 0x8080808080808080ull;
+inline uint64_t OrOfBytes(std::string_view s) {
   using namespace text_internal;
   const char* p = s.data();
   const size_t n = s.size();
-  constexpr uint64_t kHigh = 0x8080808080808080ull;
   if (n >= 8) {
     uint64_t bits = Load64(p + n - 8);
     for (size_t i = 0; i + 8 <= n; i += 8) bits |= Load64(p + i);
-    return (bits & kHigh) == 0;
+    return bits;
   }
-  const Words w = WordsOf(s);  // every byte
-  return (w.w0 & kHigh) == 0;
+  return WordsOf(s).w0;  // every byte
 }
+
+// Whether every byte of `s` is ASCII: for the names, keys and values every update
+// carries, which almost always are.
+inline bool IsAscii(std::string_view s) { return (OrOfBytes(s) & kAsciiHigh) == 0; }
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
 inline bool IsValidUtf8(std::string_view s) {

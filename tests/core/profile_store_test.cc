@@ -164,7 +164,37 @@ TEST_CASE("ProfileStore rejects invalid updates with messages that say what and 
     REQUIRE(store.size() == 0);
     REQUIRE(store.slot_limit() == 0);
     REQUIRE_FALSE(store.Find(c.update.key).has_value());
+
+    // A replayed profile with the same key, attributes and events: the same message, its
+    // attributes named as such.
+    if (!c.update.unset.empty() || !c.update.increment.empty()) continue;
+    const ProfileData profile{c.update.key, c.update.set, c.update.events, {}};
+    std::string message = c.message;
+    if (message.starts_with("set[")) message.replace(0, 3, "attributes");
+    absl::StatusOr<AppliedUpdate> replaced = store.Replace(profile, kNow);
+    REQUIRE(replaced.status().code() == absl::StatusCode::kInvalidArgument);
+    REQUIRE(Msg(replaced.status()) == message);
+    REQUIRE(store.size() == 0);
   }
+}
+
+TEST_CASE("ProfileStore accepts UTF-8 beyond ASCII in every string", "[core][store]") {
+  ProfileStore store(Options());
+  ProfileUpdate u = Upd("nøgle-ключ");
+  u.set = {{"land", Value::String("Ørsted")},
+           {"страна", Value::String("日本")},
+           {"tags", Value::List({"ok", "😀"})}};
+  u.events = {Ev("köb", kNow, "ü1", {{"ø", Value::String("ß")}})};
+  MustApply(store, u);
+  const ProfileData applied = ReadKey(store, "nøgle-ключ");
+  REQUIRE(applied.attributes.size() == 3);
+  REQUIRE(applied.events.size() == 1);
+
+  const ProfileData profile{"🔑", u.set, u.events, {}};
+  REQUIRE(store.Replace(profile, kNow).ok());
+  const ProfileData replayed = ReadKey(store, "🔑");
+  REQUIRE(replayed.attributes == applied.attributes);
+  REQUIRE(replayed.events == applied.events);
 }
 
 TEST_CASE("ProfileStore accepts names and keys at their limits", "[core][store]") {
