@@ -5,23 +5,26 @@
 
 namespace segd {
 
-uint32_t Interner::InternAfterMiss(std::string_view s, uint32_t* set) {
-  if (set[1] != 0 && SameString(strings_[set[1] - 1], s)) {
-    std::swap(set[0], set[1]);
-    return set[0] - 1;
-  }
+uint32_t Interner::InternInTable(std::string_view s) {
   const size_t hash = Hash(s);
-  std::optional<uint32_t> id = Find(s, hash);
-  if (!id) {
-    const std::string& stored = storage_.emplace_back(s);
-    id = static_cast<uint32_t>(strings_.size());
-    strings_.push_back(stored);
-    Insert(Slot{text_internal::WordsOf(stored), static_cast<uint32_t>(stored.size()), *id + 1},
-           hash);
+  if (const uint32_t id1 = FindId1(s, hash)) return id1 - 1;
+  const std::string& stored = storage_.emplace_back(s);
+  const auto id = static_cast<uint32_t>(strings_.size());
+  strings_.push_back(stored);
+  Insert(Slot{text_internal::WordsOf(stored), static_cast<uint32_t>(stored.size()), id + 1}, hash);
+  return id;
+}
+
+uint32_t Interner::InternAfterMiss(std::string_view s, const Slot& key, Slot* set) {
+  if (set[1].words == key.words && set[1].size == key.size) {
+    std::swap(set[0], set[1]);
+    return set[0].id1 - 1;
   }
+  const uint32_t id = InternInTable(s);
   set[1] = set[0];  // the less recent of the two goes
-  set[0] = *id + 1;
-  return *id;
+  set[0] = key;
+  set[0].id1 = id + 1;
+  return id;
 }
 
 uint32_t Interner::FindId1(std::string_view s, size_t hash) const {

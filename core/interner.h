@@ -23,12 +23,16 @@ class Interner {
   Interner(const Interner&) = delete;
   Interner& operator=(const Interner&) = delete;
 
-  // Checks a small cache of the ids it returned last before the table: a store interns
-  // the same few dozen names over and over (~60 for each replayed profile).
+  // Checks a small cache of the strings it returned last before the table: a store interns
+  // the same few dozen names over and over (~70 for each replayed profile). A string of up
+  // to 16 bytes (almost every name) is compared with the words of its cache entry, without
+  // loading the stored string.
   uint32_t Intern(std::string_view s) {
-    uint32_t* set = &recent_[2 * RecentSet(s)];
-    if (set[0] != 0 && SameString(strings_[set[0] - 1], s)) return set[0] - 1;
-    return InternAfterMiss(s, set);
+    if (s.size() > kMaxWordsSize) return InternInTable(s);
+    const Slot key = KeyOf(s);
+    Slot* set = &recent_[2 * RecentSet(key)];
+    if (set[0].words == key.words && set[0].size == key.size) return set[0].id1 - 1;
+    return InternAfterMiss(s, key, set);
   }
   std::optional<uint32_t> Find(std::string_view s) const { return Find(s, Hash(s)); }
   // The same, given Hash(s).
@@ -57,21 +61,15 @@ class Interner {
   // from a function with several returns went through the stack, its flag and value
   // stored apart and loaded as one: a store-forwarding stall on every lookup).
   uint32_t FindId1(std::string_view s, size_t hash) const;
+  // Strings of up to this many bytes are told apart by their words (WordsOf) and size.
+  static constexpr size_t kMaxWordsSize = 16;
   // The cache: 64 sets of two ways.
   static constexpr int kRecentSetBits = 6;
-  // From the size and three bytes: cheaper than the hash, and enough to tell apart a
-  // few dozen names.
-  static size_t RecentSet(std::string_view s) {
-    const size_t n = s.size();
-    if (n == 0) return 0;
-    const auto byte = [&](size_t i) { return uint32_t{static_cast<uint8_t>(s[i])}; };
-    const uint32_t w =
-        static_cast<uint32_t>(n) | byte(0) << 8 | byte(n / 2) << 16 | byte(n - 1) << 24;
-    return (w * 0x9E3779B1u) >> (32 - kRecentSetBits);
-  }
-  // Intern, when `s` is not in the first way of its set.
-  uint32_t InternAfterMiss(std::string_view s, uint32_t* set);
-
+  // Intern, for a string longer than kMaxWordsSize (not cached), or one not in the first
+  // way of its set.
+  uint32_t InternInTable(std::string_view s);
+  struct Slot;
+  uint32_t InternAfterMiss(std::string_view s, const Slot& key, Slot* set);
   // A string in the table: its words (text_internal::WordsOf), size and id + 1 (0: an
   // empty slot). A string of up to 16 bytes (most names and interned values) is compared
   // within its slot, with no second cache miss; a longer one is compared in storage_
@@ -81,6 +79,14 @@ class Interner {
     uint32_t size = 0;
     uint32_t id1 = 0;
   };
+  // A slot of `s` (id1 left 0) for comparing and hashing.
+  static Slot KeyOf(std::string_view s) {
+    return Slot{text_internal::WordsOf(s), static_cast<uint32_t>(s.size()), 0};
+  }
+  static size_t RecentSet(const Slot& key) {
+    const uint64_t mixed = (key.words.w0 ^ key.words.w1 << 1 ^ key.size) * 0x9E3779B97F4A7C15ull;
+    return static_cast<size_t>(mixed >> (64 - kRecentSetBits));
+  }
   void Insert(Slot slot, size_t hash);
   // Puts `slot` in the first free slot from hash's. REQUIRES: one is free.
   void Place(Slot slot, size_t hash);
@@ -93,8 +99,14 @@ class Interner {
   // probe group's first slot, and the string's slot is up to 15 slots further.)
   std::vector<Slot> slots_;
   size_t mask_ = 0;
-  // By RecentSet, two ways each: id + 1 of a string Intern returned, 0 if none.
-  std::array<uint32_t, 2 << kRecentSetBits> recent_ = {};
+  // By RecentSet, two ways each: strings Intern returned, as table slots; an empty way has
+  // a size no cached string has.
+  std::array<Slot, 2 << kRecentSetBits> recent_ = MakeRecent();
+  static std::array<Slot, 2 << kRecentSetBits> MakeRecent() {
+    std::array<Slot, 2 << kRecentSetBits> ways;
+    ways.fill(Slot{{0, 0}, kMaxWordsSize + 1, 0});
+    return ways;
+  }
 };
 
 }  // namespace segd
