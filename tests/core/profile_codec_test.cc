@@ -140,6 +140,36 @@ TEST_CASE("ProfileCodec interns at most kMaxValuesPerName values of one name", "
   REQUIRE(dict.strings().size() == ValueDictionary::kMaxValuesPerName + 1);
 }
 
+TEST_CASE("ProfileCodec gives each value one id, whichever names look it up and in what order",
+          "[core][codec]") {
+  // Names with a few values and with many (more than a name's recent values hold), short
+  // and long, looked up in a random order: once interned, a value has the id the table
+  // gives it under every name.
+  ValueDictionary dict;
+  std::mt19937_64 rng(11);
+  const auto value = [](uint64_t i) {
+    return i % 3 == 0 ? "value-past-sixteen-bytes-" + std::to_string(i) : "v" + std::to_string(i);
+  };
+  for (int i = 0; i < 20'000; ++i) {
+    const auto name = static_cast<uint32_t>(rng() % 4);
+    const uint64_t values = name == 0 ? 5 : name == 1 ? 40 : 500;
+    const std::string v = value(rng() % values);
+    const std::optional<uint32_t> id = dict.IdFor(name, v);
+    if (id.has_value()) {
+      REQUIRE(dict.strings().Get(*id) == v);
+      REQUIRE(dict.strings().Find(v) == id);
+    }
+  }
+  // Every value of the small names came often enough to be interned.
+  for (uint64_t i = 0; i < 40; ++i) {
+    INFO(value(i));
+    const std::optional<uint32_t> id = dict.strings().Find(value(i));
+    REQUIRE(id.has_value());
+    REQUIRE(dict.IdFor(1, value(i)) == id);
+    REQUIRE(dict.IdFor(3, value(i)) == id);
+  }
+}
+
 TEST_CASE("ProfileCodec stops looking up the values of a name that do not repeat",
           "[core][codec]") {
   ValueDictionary dict;
