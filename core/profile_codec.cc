@@ -21,6 +21,27 @@ uint8_t* PutBytes(uint8_t* p, std::string_view s) {
 // The kDecimal code of v, if n / 10^e reproduces v exactly for some e in 0..3 and the
 // code is shorter than the 8 bytes of a raw double.
 std::optional<uint64_t> DecimalCode(double v) {
+  // At once, where v * 1000 is below 2^40: for v = n / 10^e, v * 1000 is n * 10^(3-e)
+  // within rounding error (under 2^-12 there), so a float that lies farther from an
+  // integer (a price computed, not typed) has no code, and one that lies near the integer
+  // m has, if any, the one of m with its trailing zeros taken off (fewer would give a
+  // longer code; more, a value other than v). Adding and taking away 1.5 * 2^52 rounds a
+  // double below 2^51 to the nearest integer, without a call to nearbyint. What fails the
+  // check (0.1 + 0.2) goes through the loop below, which tries each e in turn.
+  const double x = v * 1000.0;
+  if (std::fabs(x) < 0x1p40) {
+    constexpr double kRound = 0x1.8p52;
+    const double nearest = (x + kRound) - kRound;
+    if (std::fabs(x - nearest) > 0x1p-10) return std::nullopt;
+    auto n = static_cast<int64_t>(nearest);
+    uint64_t e = 3;
+    for (; e > 0 && n % 10 == 0; --e) n /= 10;
+    const uint64_t code = ZigZag(n) << 2 | e;
+    if (std::bit_cast<uint64_t>(DecodeDecimal(code)) == std::bit_cast<uint64_t>(v)) {
+      if (VarintLength(code) >= 8) return std::nullopt;
+      return code;
+    }
+  }
   static constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
   for (uint64_t e = 0; e < 4; ++e) {
     const double m = std::nearbyint(v * kScale[e]);

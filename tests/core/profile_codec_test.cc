@@ -82,6 +82,56 @@ TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[
   REQUIRE(cents.size() == 3);  // head, 2-byte varint
 }
 
+TEST_CASE("ProfileCodec stores typed decimals compactly and computed floats raw", "[core][codec]") {
+  // The code a float gets is the shortest n / 10^e (e in 0..3) that gives it back bit for
+  // bit, found by trying each e in turn.
+  constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
+  const auto reference = [&](double v) -> std::optional<uint64_t> {
+    for (uint64_t e = 0; e < 4; ++e) {
+      const double m = std::nearbyint(v * kScale[e]);
+      if (!(std::fabs(m) < 0x1p48)) return std::nullopt;
+      const uint64_t code = ZigZag(static_cast<int64_t>(m)) << 2 | e;
+      if (std::bit_cast<uint64_t>(DecodeDecimal(code)) == std::bit_cast<uint64_t>(v)) {
+        if (VarintLength(code) >= 8) return std::nullopt;
+        return code;
+      }
+    }
+    return std::nullopt;
+  };
+  ValueDictionary dict;
+  const auto check = [&](double d) {
+    INFO(d);
+    Buffer out;
+    AppendField(3, Value::Float(d), &dict, &out);
+    const std::string bytes(out.view());
+    Field f;
+    REQUIRE(NextField(Bytes(bytes), &f) == Bytes(bytes) + bytes.size());
+    REQUIRE(std::bit_cast<uint64_t>(FieldValue(f, dict.strings()).float_value()) ==
+            std::bit_cast<uint64_t>(d));
+    const std::optional<uint64_t> want = reference(d);
+    REQUIRE(f.kind == (want ? FieldKind::kDecimal : FieldKind::kFloat));
+    if (want) {
+      uint64_t code = 0;
+      GetVarint(f.value, &code);
+      REQUIRE(code == *want);
+    }
+    return f.kind;
+  };
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 20'000; ++i) {
+    // n / 10^e with n up to 2^47 (the code's limit, and past where v * 1000 is exact), and
+    // around it; sums that are not what they look like (0.1 + 0.2); computed floats.
+    const auto n = static_cast<int64_t>(rng() >> (17 + rng() % 40)) * (rng() % 2 ? 1 : -1);
+    const double typed = static_cast<double>(n) / kScale[rng() % 4];
+    const FieldKind kind = check(typed);
+    if (std::abs(n) < (int64_t{1} << 40)) REQUIRE(kind == FieldKind::kDecimal);
+    check(std::nextafter(typed, 0.0));
+    check(typed + static_cast<double>(rng() % 10) / 10.0 + 0.2);
+    check(std::ldexp(static_cast<double>(rng() >> 11), -53) * 500.0);
+  }
+  for (double d : {0.0, -0.0, 0.1 + 0.2, 1e-300, 0x1p40 / 1000, 0x1p47, 0x1p48, -0x1p48}) check(d);
+}
+
 TEST_CASE("ProfileCodec prefixes a section with its length however long it grows",
           "[core][codec]") {
   for (size_t len : {0, 1, 127, 128, 300, 16383, 16384, 70000}) {
