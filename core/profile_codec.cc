@@ -74,12 +74,7 @@ void Buffer::Grow(size_t n) {
   capacity_ = capacity;
 }
 
-void EndLength(size_t mark, Buffer* out) {
-  const size_t len = out->size() - (mark + 1);
-  if (len < 0x80) {
-    out->data()[mark] = static_cast<uint8_t>(len);
-    return;
-  }
+void MoveUpForLength(size_t mark, size_t len, Buffer* out) {
   const int extra = VarintLength(len) - 1;
   uint8_t* end = out->Room(extra) + extra;
   uint8_t* section = out->data() + mark + 1;
@@ -95,14 +90,13 @@ size_t BeginBlob(std::string_view key, Buffer* out) {
 }
 
 size_t BeginEvent(uint64_t time_code, uint32_t type, std::string_view id, Buffer* out) {
-  uint8_t* p = out->Room(2 * kMaxVarintBytes);
+  uint8_t* p = out->Room(3 * kMaxVarintBytes + 1 + id.size());
   p = PutVarint(p, time_code);
-  out->Commit(PutVarint(p, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1)));
-  const size_t mark = BeginLength(out);
-  if (!id.empty()) {
-    p = out->Room(kMaxVarintBytes + id.size());
-    out->Commit(PutBytes(PutVarint(p, id.size()), id));
-  }
+  p = PutVarint(p, static_cast<uint64_t>(type) << 1 | (id.empty() ? 0 : 1));
+  const size_t mark = p - out->data();
+  ++p;  // the body's length, set by EndLength
+  if (!id.empty()) p = PutBytes(PutVarint(p, id.size()), id);
+  out->Commit(p);
   return mark;
 }
 

@@ -210,7 +210,13 @@ inline size_t BeginLength(Buffer* out) {
   out->Commit(out->Room(1) + 1);
   return mark;
 }
-void EndLength(size_t mark, Buffer* out);
+// EndLength for a section of 128 bytes or more.
+void MoveUpForLength(size_t mark, size_t len, Buffer* out);
+inline void EndLength(size_t mark, Buffer* out) {
+  const size_t len = out->size() - (mark + 1);
+  if (len >= 0x80) return MoveUpForLength(mark, len, out);
+  out->data()[mark] = static_cast<uint8_t>(len);
+}
 
 // ---- Blob ----
 
