@@ -572,6 +572,23 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
 template <typename Entries, typename OnField>
 void ProfileStore::Impl::EncodeFields(const Entries& entries, codec::Buffer* out,
                                       const OnField& on_field) {
+  const auto append = [&](uint32_t id, uint32_t i) {
+    codec::AppendField(id, entries[i].second, &values, out);
+    on_field(id);
+  };
+  if (entries.size() <= 2) {  // most events' properties: put in order at once
+    if (entries.empty()) return;
+    const uint32_t first = names.Intern(entries[0].first);
+    if (entries.size() == 1) return append(first, 0);
+    const uint32_t second = names.Intern(entries[1].first);
+    if (first == second) return append(second, 1);  // the later entry of a name wins
+    if (first > second) {
+      append(second, 1);
+      return append(first, 0);
+    }
+    append(first, 0);
+    return append(second, 1);
+  }
   std::vector<uint64_t>& order = field_order;
   order.clear();
   for (uint32_t i = 0; i < entries.size(); ++i) {
@@ -591,8 +608,7 @@ void ProfileStore::Impl::EncodeFields(const Entries& entries, codec::Buffer* out
   for (size_t k = 0; k < order.size(); ++k) {
     const auto id = static_cast<uint32_t>(order[k] >> 32);
     if (k + 1 < order.size() && static_cast<uint32_t>(order[k + 1] >> 32) == id) continue;
-    codec::AppendField(id, entries[static_cast<uint32_t>(order[k])].second, &values, out);
-    on_field(id);
+    append(id, static_cast<uint32_t>(order[k]));
   }
 }
 
