@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/prefetch.h"
 #include "core/text.h"
 
 namespace segd {
@@ -48,8 +49,8 @@ class Interner {
   void Prefetch(size_t hash) const {
     if (slots_.empty()) return;
     const size_t i = hash & mask_;
-    __builtin_prefetch(&slots_[i]);
-    __builtin_prefetch(&slots_[(i + 1) & mask_]);
+    PrefetchLine(&slots_[i]);
+    PrefetchLine(&slots_[(i + 1) & mask_]);
   }
   // REQUIRES: id was returned by Intern().
   std::string_view Get(uint32_t id) const { return strings_[id]; }

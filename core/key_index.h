@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/prefetch.h"
 #include "core/text.h"
 
 namespace segd {
@@ -39,7 +40,7 @@ class KeyIndex {
 
   // Starts loading the entries a lookup of `hash` reads first.
   void PrefetchBucket(uint64_t hash) const {
-    if (!entries_.empty()) __builtin_prefetch(&entries_[Home(hash)]);
+    if (!entries_.empty()) PrefetchLine(&entries_[Home(hash)]);
   }
 
   // The first slot whose tag matches `hash`, without comparing keys: almost always the

@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/prefetch.h"
+
 namespace segd {
 
 // The segment memberships and the timer of every profile of a shard, one row per
@@ -41,7 +43,7 @@ class MembershipTable {
 
   // Starts loading row p, if it exists.
   void PrefetchRow(uint32_t p) const {
-    if (p < slots_) __builtin_prefetch(&rows_[static_cast<size_t>(p) * stride()]);
+    if (p < slots_) PrefetchLine(&rows_[static_cast<size_t>(p) * stride()]);
   }
 
   // Calls f(p) for every profile slot that is a member of `segment`.

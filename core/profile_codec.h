@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "core/interner.h"
+#include "core/prefetch.h"
 #include "core/profile_ref.h"
 #include "core/profile_view.h"
 #include "core/value.h"
@@ -423,7 +424,7 @@ class ValueDictionary {
     if (s.size() < kMinInternedSize) return;
     const size_t hash = Interner::Hash(s);
     strings_.Prefetch(hash);
-    if (!seen_.empty()) __builtin_prefetch(&seen_[SeenIndex(hash)]);
+    if (!seen_.empty()) PrefetchLine(&seen_[SeenIndex(hash)]);
   }
 
   const Interner& strings() const { return strings_; }

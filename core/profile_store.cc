@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/key_index.h"
+#include "core/prefetch.h"
 #include "core/profile_codec.h"
 #include "core/text.h"
 
@@ -739,13 +740,13 @@ std::optional<Slot> ProfileStore::Prefetch(std::string_view key, PrefetchStage s
   if (!slot) return std::nullopt;
   const Impl::Record& r = m.rec(*slot);
   if (stage == PrefetchStage::kRecord) {
-    __builtin_prefetch(&r);
+    PrefetchLine(&r);
   } else if (r.data != nullptr) {
     // The update walks the whole history (to find duplicates and the insertion point)
     // and evaluation decodes it: load all of a typical blob, not just its head.
     constexpr uint32_t kMaxPrefetchBytes = 1024;
     const uint32_t bytes = std::min(r.size, kMaxPrefetchBytes);
-    for (uint32_t off = 0; off < bytes; off += 64) __builtin_prefetch(r.data + off);
+    for (uint32_t off = 0; off < bytes; off += 64) PrefetchLine(r.data + off);
   }
   return slot;
 }
@@ -1020,7 +1021,7 @@ uint64_t ProfileStore::MatchTypeSequence(std::span<const TypeStep> steps, int64_
     for (; next < m.limit; ++next) {
       if (next + kBlobsAhead < m.limit) {  // the whole blob: the scan reads it all
         const Impl::Record& ahead = m.rec(next + kBlobsAhead);
-        for (uint32_t off = 0; off < ahead.size; off += 64) __builtin_prefetch(ahead.data + off);
+        for (uint32_t off = 0; off < ahead.size; off += 64) PrefetchLine(ahead.data + off);
       }
       const Impl::Record& r = m.rec(next);
       if (r.data == nullptr) continue;
@@ -1066,10 +1067,10 @@ uint64_t ProfileStore::MatchTypeSequence(std::span<const TypeStep> steps, int64_
 void ProfileStore::PrefetchBlob(Slot slot) const {
   const Impl::Record& r = impl_->rec(slot);
   if (r.data != nullptr) {
-    __builtin_prefetch(r.data);
-    __builtin_prefetch(r.data + 64);
-    __builtin_prefetch(r.data + 128);
-    __builtin_prefetch(r.data + 192);
+    PrefetchLine(r.data);
+    PrefetchLine(r.data + 64);
+    PrefetchLine(r.data + 128);
+    PrefetchLine(r.data + 192);
   }
 }
 

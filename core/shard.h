@@ -19,6 +19,7 @@
 #include "core/engine_options.h"
 #include "core/evaluator.h"
 #include "core/membership_table.h"
+#include "core/prefetch.h"
 #include "core/profile_store.h"
 #include "core/segment_catalog.h"
 #include "core/snapshot.h"
@@ -108,7 +109,7 @@ class Shard {
     const auto begin = reinterpret_cast<uintptr_t>(bytes.data());
     const uintptr_t end = begin + std::min(bytes.size(), kMaxBytes);
     for (uintptr_t p = begin & ~uintptr_t{63}; p < end; p += 64) {
-      __builtin_prefetch(reinterpret_cast<const void*>(p));
+      PrefetchLine(reinterpret_cast<const void*>(p));
     }
   }
   // Applies one update at now() (SPEC §2). On error nothing changed.
