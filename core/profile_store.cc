@@ -11,6 +11,7 @@
 #include <new>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
@@ -286,7 +287,9 @@ absl::Status Increment(const Value& base, const V& delta, std::string_view name,
   return absl::OkStatus();
 }
 
-void AddType(uint32_t type, NameIds* types) {
+// Inline: a replayed profile adds the type of each of its events (one call took ~30
+// instructions of the ~1,000 an event costs).
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void AddType(uint32_t type, NameIds* types) {
   if (std::find(types->begin(), types->end(), type) == types->end()) types->push_back(type);
 }
 
