@@ -7,6 +7,21 @@
 #include "absl/hash/hash.h"
 
 namespace segd::codec {
+
+std::optional<uint64_t> DecimalCodeByTrial(double v) {
+  static constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
+  for (uint64_t e = 0; e < 4; ++e) {
+    const double m = std::nearbyint(v * kScale[e]);
+    if (!(std::fabs(m) < 0x1p48)) return std::nullopt;
+    const uint64_t code = ZigZag(static_cast<int64_t>(m)) << 2 | e;
+    if (std::bit_cast<uint64_t>(DecodeDecimal(code)) == std::bit_cast<uint64_t>(v)) {
+      if (VarintLength(code) >= 8) return std::nullopt;
+      return code;
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 uint8_t* PutHead(uint8_t* p, uint32_t name_id, FieldKind kind) {
@@ -18,8 +33,7 @@ uint8_t* PutBytes(uint8_t* p, std::string_view s) {
   return p + s.size();
 }
 
-// The kDecimal code of v, if n / 10^e reproduces v exactly for some e in 0..3 and the
-// code is shorter than the 8 bytes of a raw double.
+// DecimalCodeByTrial(v), found at once for most floats.
 std::optional<uint64_t> DecimalCode(double v) {
   // At once, where v * 1000 is below 2^40: for v = n / 10^e, v * 1000 is n * 10^(3-e)
   // within rounding error (under 2^-12 there), so a float that lies farther from an
@@ -27,7 +41,7 @@ std::optional<uint64_t> DecimalCode(double v) {
   // m has, if any, the one of m with its trailing zeros taken off (fewer would give a
   // longer code; more, a value other than v). Adding and taking away 1.5 * 2^52 rounds a
   // double below 2^51 to the nearest integer, without a call to nearbyint. What fails the
-  // check (0.1 + 0.2) goes through the loop below, which tries each e in turn.
+  // check (0.1 + 0.2) goes to DecimalCodeByTrial.
   const double x = v * 1000.0;
   if (std::fabs(x) < 0x1p40) {
     constexpr double kRound = 0x1.8p52;
@@ -42,17 +56,7 @@ std::optional<uint64_t> DecimalCode(double v) {
       return code;
     }
   }
-  static constexpr double kScale[] = {1.0, 10.0, 100.0, 1000.0};
-  for (uint64_t e = 0; e < 4; ++e) {
-    const double m = std::nearbyint(v * kScale[e]);
-    if (!(std::fabs(m) < 0x1p48)) return std::nullopt;
-    const uint64_t code = ZigZag(static_cast<int64_t>(m)) << 2 | e;
-    if (std::bit_cast<uint64_t>(DecodeDecimal(code)) == std::bit_cast<uint64_t>(v)) {
-      if (VarintLength(code) >= 8) return std::nullopt;
-      return code;
-    }
-  }
-  return std::nullopt;
+  return DecimalCodeByTrial(v);
 }
 
 // REQUIRES: room for the head, a length and `s`.

@@ -302,6 +302,11 @@ inline double DecodeDecimal(uint64_t code) {
   return static_cast<double>(UnZigZag(code >> 2)) / kScale[code & 3];
 }
 
+// The kDecimal code of v by trying each e in 0..3 in turn: the first n / 10^e that gives v
+// back bit for bit, if its code is shorter than the 8 bytes of a raw double. What the
+// encoder finds at once for most floats, and its fallback.
+std::optional<uint64_t> DecimalCodeByTrial(double v);
+
 // Sets *v to the value of a scalar field as the evaluator sees it (a time is an int).
 // REQUIRES: *v is Missing (default-constructed), f.kind != kList (list items need
 // storage; see ProfileStore::Load). Writes the members one by one rather than copying
