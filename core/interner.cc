@@ -11,12 +11,14 @@ uint32_t Interner::InternInTable(std::string_view s) {
   const std::string& stored = storage_.emplace_back(s);
   const auto id = static_cast<uint32_t>(strings_.size());
   strings_.push_back(stored);
-  Insert(Slot{text_internal::WordsOf(stored), static_cast<uint32_t>(stored.size()), id + 1}, hash);
+  Slot slot = KeyOf(stored);
+  slot.id1 = id + 1;
+  Insert(slot, hash);
   return id;
 }
 
 uint32_t Interner::InternAfterMiss(std::string_view s, const Slot& key, Slot* set) {
-  if (set[1].words == key.words && set[1].size == key.size) {
+  if (SameKey(set[1], key)) {
     std::swap(set[0], set[1]);
     return set[0].id1 - 1;
   }
@@ -29,12 +31,11 @@ uint32_t Interner::InternAfterMiss(std::string_view s, const Slot& key, Slot* se
 
 uint32_t Interner::FindId1(std::string_view s, size_t hash) const {
   if (slots_.empty()) return 0;
-  const text_internal::Words words = text_internal::WordsOf(s);
+  const Slot key = KeyOf(s);
   for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
     const Slot& slot = slots_[i];
     if (slot.id1 == 0) return 0;
-    if (slot.words == words && slot.size == s.size() &&
-        (s.size() <= 16 || strings_[slot.id1 - 1] == s)) {
+    if (SameKey(slot, key) && (s.size() <= kMaxWordsSize || strings_[slot.id1 - 1] == s)) {
       return slot.id1;
     }
   }

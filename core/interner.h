@@ -32,7 +32,7 @@ class Interner {
     if (s.size() > kMaxWordsSize) return InternInTable(s);
     const Slot key = KeyOf(s);
     Slot* set = &recent_[2 * RecentSet(key)];
-    if (set[0].words == key.words && set[0].size == key.size) return set[0].id1 - 1;
+    if (SameKey(set[0], key)) return set[0].id1 - 1;
     return InternAfterMiss(s, key, set);
   }
   std::optional<uint32_t> Find(std::string_view s) const { return Find(s, Hash(s)); }
@@ -66,10 +66,11 @@ class Interner {
   static constexpr size_t kMaxWordsSize = 16;
   // The cache: 64 sets of two ways.
   static constexpr int kRecentSetBits = 6;
-  // Intern, for a string longer than kMaxWordsSize (not cached), or one not in the first
-  // way of its set.
+  // Intern by the table alone: for a string longer than kMaxWordsSize (not cached), and
+  // for one in neither way of its cache set.
   uint32_t InternInTable(std::string_view s);
   struct Slot;
+  // Intern, when `s` (whose KeyOf is `key`) is not in the first way of its cache set.
   uint32_t InternAfterMiss(std::string_view s, const Slot& key, Slot* set);
   // A string in the table: its words (text_internal::WordsOf), size and id + 1 (0: an
   // empty slot). A string of up to 16 bytes (most names and interned values) is compared
@@ -83,6 +84,11 @@ class Interner {
   // A slot of `s` (id1 left 0) for comparing and hashing.
   static Slot KeyOf(std::string_view s) {
     return Slot{text_internal::WordsOf(s), static_cast<uint32_t>(s.size()), 0};
+  }
+  // Whether two slots hold the same words and size: the same string, if it is at most
+  // kMaxWordsSize bytes long.
+  static bool SameKey(const Slot& a, const Slot& b) {
+    return a.words == b.words && a.size == b.size;
   }
   static size_t RecentSet(const Slot& key) {
     const uint64_t mixed = (key.words.w0 ^ key.words.w1 << 1 ^ key.size) * 0x9E3779B97F4A7C15ull;

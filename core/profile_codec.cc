@@ -28,11 +28,6 @@ uint8_t* PutHead(uint8_t* p, uint32_t name_id, FieldKind kind) {
   return PutVarint(p, (static_cast<uint64_t>(name_id) << kKindBits) | static_cast<uint64_t>(kind));
 }
 
-uint8_t* PutBytes(uint8_t* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
-
 // DecimalCodeByTrial(v), found at once for most floats.
 std::optional<uint64_t> DecimalCode(double v) {
   // At once, where v * 1000 is below 2^40: for v = n / 10^e, v * 1000 is n * 10^(3-e)

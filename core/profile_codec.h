@@ -193,13 +193,17 @@ class Buffer {
   size_t capacity_ = 0;
 };
 
+// Writes `bytes` at p, which has room for them; returns the byte after them.
+inline uint8_t* PutBytes(uint8_t* p, std::string_view bytes) {
+  std::memcpy(p, bytes.data(), bytes.size());
+  return p + bytes.size();
+}
+
 inline void PutVarint(Buffer* out, uint64_t v) {
   out->Commit(PutVarint(out->Room(kMaxVarintBytes), v));
 }
 inline void PutBytes(Buffer* out, std::string_view bytes) {
-  uint8_t* p = out->Room(bytes.size());
-  std::memcpy(p, bytes.data(), bytes.size());
-  out->Commit(p + bytes.size());
+  out->Commit(PutBytes(out->Room(bytes.size()), bytes));
 }
 
 // A length-prefixed section (a blob's attributes, an event's body) whose length is known

@@ -11,14 +11,12 @@
 #include "absl/status/statusor.h"
 #include "core/engine_options.h"
 #include "core/interner.h"
+#include "core/profile_check.h"
 #include "core/profile_ref.h"
 #include "core/profile_update.h"
 #include "core/profile_view.h"
 
 namespace segd {
-
-// SPEC §1: a key is 1-256 bytes of valid UTF-8. INVALID_ARGUMENT with `key: ...`.
-absl::Status ValidateProfileKey(std::string_view key);
 
 // A profile's place in its shard's store: dense, reused after the profile is erased.
 using Slot = uint32_t;
