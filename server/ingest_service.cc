@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <deque>
+#include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <utility>
@@ -98,31 +101,120 @@ struct ReadAhead {
   }
 };
 
-// The message number `n` (counting from 1) of a call's stream, decoded from its bytes
-// with `decode`; errors name the message. Empties `buffer` for the next read. The bytes
-// are left in `*slice`, for a decoded form that borrows them.
-template <typename Decode>
-auto DecodeMessage(grpc::ByteBuffer* buffer, uint64_t n, grpc::Slice* slice,
-                   const Decode& decode) -> decltype(decode(std::string_view())) {
-  const grpc::Status dumped = buffer->DumpToSingleSlice(slice);
-  buffer->Clear();
-  if (!dumped.ok()) return absl::InternalError(dumped.error_message());
-  auto decoded =
-      decode(std::string_view(reinterpret_cast<const char*>(slice->begin()), slice->size()));
-  if (!decoded.ok()) {
-    return absl::Status(decoded.status().code(), absl::StrCat("message ", n, " of the stream: ",
-                                                              decoded.status().message()));
+// The memory of one message of a call while it is decoded and in the engine: its bytes,
+// copied out of gRPC's slices into one piece, and the blocks of its decoded form's arena.
+// A call keeps the storage of its finished messages for its next ones (StoragePool), so a
+// bulk load decodes into memory it has touched before instead of malloc mapping fresh
+// megabytes for every message, faulting them in, and unmapping them after.
+class MessageStorage {
+ public:
+  // Copies the message in `buffer` here, leaving `buffer` empty; returns its bytes, valid
+  // until the next CopyFrom.
+  absl::StatusOr<std::string_view> CopyFrom(grpc::ByteBuffer* buffer) {
+    std::vector<grpc::Slice> slices;
+    const grpc::Status dumped = buffer->Dump(&slices);
+    buffer->Clear();
+    if (!dumped.ok()) return absl::InternalError(dumped.error_message());
+    size_t size = 0;
+    for (const grpc::Slice& slice : slices) size += slice.size();
+    if (size > capacity_) {
+      bytes_ = std::make_unique_for_overwrite<char[]>(size);
+      capacity_ = size;
+    }
+    char* out = bytes_.get();
+    for (const grpc::Slice& slice : slices) {
+      std::memcpy(out, slice.begin(), slice.size());
+      out += slice.size();
+    }
+    return std::string_view(bytes_.get(), size);
   }
-  return decoded;
-}
 
-// A message read and decoded into views of its bytes: what goes to the engine, kept
-// (bytes and arena) until every shard is done with it.
+  // Where the decoded form's arena gets its blocks, from the first again.
+  std::pmr::memory_resource* RewoundBlocks() {
+    blocks_.Rewind();
+    return &blocks_;
+  }
+
+  // What it takes, bytes and blocks.
+  size_t bytes() const { return capacity_ + blocks_.bytes(); }
+
+ private:
+  std::unique_ptr<char[]> bytes_;
+  size_t capacity_ = 0;
+  RecycledBlocks blocks_;
+};
+
+// The storage of a call's finished messages, for its next ones. It keeps at most
+// `max_kept` of them, each of at most kMaxKeptBytes: a call that sent a few huge messages
+// does not hold their memory until it ends. Thread-safe (messages finish on shard
+// threads).
+class StoragePool {
+ public:
+  // A 4 MiB Replay message (the client's default) takes ~14 MiB with its arena.
+  static constexpr size_t kMaxKeptBytes = 32 << 20;
+
+  explicit StoragePool(size_t max_kept) : max_kept_(max_kept) {}
+
+  std::unique_ptr<MessageStorage> Take() {
+    absl::MutexLock lock(&mu_);
+    if (free_.empty()) return std::make_unique<MessageStorage>();
+    std::unique_ptr<MessageStorage> storage = std::move(free_.back());
+    free_.pop_back();
+    return storage;
+  }
+  void Give(std::unique_ptr<MessageStorage> storage) {
+    if (storage->bytes() > kMaxKeptBytes) return;
+    absl::MutexLock lock(&mu_);
+    if (free_.size() < max_kept_) free_.push_back(std::move(storage));
+  }
+  // Frees what is kept (the call is over).
+  void Clear() {
+    absl::MutexLock lock(&mu_);
+    free_.clear();
+  }
+
+ private:
+  const size_t max_kept_;
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<MessageStorage>> free_ ABSL_GUARDED_BY(mu_);
+};
+
+// A message read and decoded into views of its storage: what goes to the engine, kept
+// until every shard is done with it.
 template <typename Decoded>
 struct BorrowedMessage {
-  grpc::Slice bytes;
-  Decoded decoded;
+  std::unique_ptr<MessageStorage> storage;
+  Decoded decoded;  // destroyed first: its arena's blocks are in `storage`
+
+  // Gives the storage back to `pool`, for the call's next message; the decoded form is
+  // gone after it.
+  void Recycle(StoragePool& pool) {
+    decoded = Decoded();
+    pool.Give(std::move(storage));
+  }
 };
+
+// The message number `n` (counting from 1) of a call's stream, read from `buffer` (left
+// empty for the next read) into storage from `pool` and decoded there by
+// `decode(bytes, blocks)`. Errors name the message.
+template <typename Decoded, typename Decode>
+absl::StatusOr<std::unique_ptr<BorrowedMessage<Decoded>>> ReadMessage(grpc::ByteBuffer* buffer,
+                                                                      uint64_t n, StoragePool& pool,
+                                                                      const Decode& decode) {
+  auto message = std::make_unique<BorrowedMessage<Decoded>>();
+  message->storage = pool.Take();
+  absl::StatusOr<std::string_view> bytes = message->storage->CopyFrom(buffer);
+  absl::StatusOr<Decoded> decoded =
+      bytes.ok() ? decode(*bytes, message->storage->RewoundBlocks()) : bytes.status();
+  if (!decoded.ok()) {
+    pool.Give(std::move(message->storage));
+    return absl::Status(
+        decoded.status().code(),
+        absl::StrCat("message ", n, " of the stream: ", decoded.status().message()));
+  }
+  message->decoded = *std::move(decoded);
+  return message;
+}
 
 // How often RejectLog may write a line.
 constexpr absl::Duration kRejectLogInterval = absl::Seconds(1);
@@ -199,25 +291,27 @@ class IngestService::StreamReactor final
       return;
     }
     // request_ and messages_ belong to the one outstanding read.
-    auto message = std::make_unique<BorrowedMessage<DecodedUpdateBatch>>();
-    absl::StatusOr<DecodedUpdateBatch> decoded =
-        DecodeMessage(&request_, ++messages_, &message->bytes, DecodeUpdateBatch);
-    if (!decoded.ok()) {
+    absl::StatusOr<std::unique_ptr<Message>> message = ReadMessage<DecodedUpdateBatch>(
+        &request_, ++messages_, storage_,
+        [](std::string_view bytes, std::pmr::memory_resource* blocks) {
+          return DecodeUpdateBatch(bytes, blocks);
+        });
+    if (!message.ok()) {
       {
         absl::MutexLock lock(&mu_);
-        read_.Reject(ToGrpcStatus(decoded.status()));
+        read_.Reject(ToGrpcStatus(message.status()));
         step = NextStep();
       }
       Run(std::move(step));
       return;
     }
-    message->decoded = *std::move(decoded);
-    const std::span<const UpdateRef> updates = message->decoded.updates.items;
+    const std::span<const UpdateRef> updates = (*message)->decoded.updates.items;
     Ref();
-    // The message's bytes and arena go with the callback: freed once every shard is done.
-    env_.engine.ApplyAsync(updates, [this, message = std::move(message)](BatchResult result) {
-      OnApplied(message->decoded.seq, message->decoded.updates, std::move(result));
-    });
+    // The message goes with the callback, until every shard is done with it.
+    env_.engine.ApplyAsync(updates,
+                           [this, message = *std::move(message)](BatchResult result) mutable {
+                             OnApplied(std::move(message), std::move(result));
+                           });
     // Only now may the next read start: the next batch must reach every shard after
     // this one.
     {
@@ -273,12 +367,16 @@ class IngestService::StreamReactor final
     std::optional<grpc::Status> finish;
   };
 
+  // A batch read, and its updates, which borrow its storage.
+  using Message = BorrowedMessage<DecodedUpdateBatch>;
+
   // Runs on a shard thread, holding a reference.
-  void OnApplied(uint64_t seq, const ConvertedBatch<UpdateRef>& batch, BatchResult result) {
-    result.errors = batch.Merge(std::move(result.errors));
+  void OnApplied(std::unique_ptr<Message> message, BatchResult result) {
+    result.errors = message->decoded.updates.Merge(std::move(result.errors));
     rejects_.Record("Stream", result.errors);
     v1::Ack ack;
-    ToProto(seq, result, &ack);
+    ToProto(message->decoded.seq, result, &ack);
+    message->Recycle(storage_);
     Step step;
     {
       absl::MutexLock lock(&mu_);
@@ -339,6 +437,8 @@ class IngestService::StreamReactor final
   // Filled by the outstanding read; read between its OnReadDone and the next StartRead.
   grpc::ByteBuffer request_;
   uint64_t messages_ = 0;  // read so far, request_ included
+  // Of the batches that were in the engine: as many as are in it at a steady rate.
+  StoragePool storage_{4};
   // Written by the write in flight; set only while no write is in flight.
   v1::Ack write_;
   grpc::ByteBuffer write_bytes_;
@@ -444,26 +544,29 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
       return;
     }
     // request_, messages_, quiet_ and next_index_ belong to the one outstanding read.
-    auto message = std::make_unique<Message>();
-    absl::StatusOr<DecodedReplayRequest> decoded = Decode(&message->bytes);
-    if (!decoded.ok()) {
+    absl::StatusOr<std::unique_ptr<Message>> message = ReadMessage<DecodedReplayRequest>(
+        &request_, ++messages_, storage_,
+        [&](std::string_view bytes, std::pmr::memory_resource* blocks) {
+          return DecodeReplayRequest(bytes, next_index_, blocks);
+        });
+    if (!message.ok()) {
       {
         absl::MutexLock lock(&mu_);
-        read_.Reject(ToGrpcStatus(decoded.status()));
+        read_.Reject(ToGrpcStatus(message.status()));
         step = NextStep();
       }
       Run(std::move(step));
       return;
     }
-    if (messages_ == 1) quiet_ = decoded->quiet;
-    next_index_ += decoded->profiles;
-    message->decoded = *std::move(decoded);
-    const std::span<const ProfileRef> profiles = message->decoded.converted.items;
+    const DecodedReplayRequest& decoded = (*message)->decoded;
+    if (messages_ == 1) quiet_ = decoded.quiet;
+    next_index_ += decoded.profiles;
+    const std::span<const ProfileRef> profiles = decoded.converted.items;
     Ref();
-    // The message's bytes and arena go with the callback: freed once every shard is done.
+    // The message goes with the callback, until every shard is done with it.
     env_.engine.ReplayAsync(profiles, quiet_,
-                            [this, message = std::move(message)](ReplayResult result) {
-                              OnReplayed(message->decoded.converted, std::move(result));
+                            [this, message = *std::move(message)](ReplayResult result) mutable {
+                              OnReplayed(std::move(message), std::move(result));
                             });
     {
       absl::MutexLock lock(&mu_);
@@ -489,6 +592,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
     // while the shards allocate the profiles' blobs, leaving glibc's per-thread arenas
     // with free memory that RSS still counts. Give it back once the bulk load is over:
     // one call per Replay, a few milliseconds.
+    storage_.Clear();
     malloc_trim(0);
     Unref();
   }
@@ -509,20 +613,14 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
     std::optional<grpc::Status> finish;
   };
 
-  // A message read, and its profiles, which borrow its bytes.
+  // A message read, and its profiles, which borrow its storage.
   using Message = BorrowedMessage<DecodedReplayRequest>;
 
-  // The message just read, decoded from the wire (see wire_decode.h) into views of
-  // `*bytes`.
-  absl::StatusOr<DecodedReplayRequest> Decode(grpc::Slice* bytes) {
-    return DecodeMessage(&request_, ++messages_, bytes, [&](std::string_view wire) {
-      return DecodeReplayRequest(wire, next_index_);
-    });
-  }
-
   // On a shard thread, holding a reference.
-  void OnReplayed(const ConvertedBatch<ProfileRef>& batch, ReplayResult result) {
-    std::vector<UpdateError> errors = batch.Merge(std::move(result.errors));
+  void OnReplayed(std::unique_ptr<Message> message, ReplayResult result) {
+    std::vector<UpdateError> errors = message->decoded.converted.Merge(std::move(result.errors));
+    // Before the call may finish (OnDone frees the pool).
+    message->Recycle(storage_);
     rejects_.Record("Replay", errors);
     Step step;
     {
@@ -577,6 +675,7 @@ class IngestService::ReplayReactor final : public grpc::ServerReadReactor<grpc::
   uint64_t messages_ = 0;  // read so far, request_ included
   bool quiet_ = false;
   uint32_t next_index_ = 0;  // profiles in the messages before request_
+  StoragePool storage_{kMaxReplaysInFlight + 1};  // of the messages that were in the engine
 
   absl::Mutex mu_;
   ReadAhead read_ ABSL_GUARDED_BY(mu_);

@@ -508,9 +508,11 @@ absl::Status Malformed(std::string_view what, size_t position) {
       ")"));
 }
 
-// The arena of one decoded request, its first block `first_block` bytes.
-std::unique_ptr<RequestArena> NewRequestArena(size_t first_block) {
-  return std::make_unique<RequestArena>(first_block);
+// The arena of one decoded request, its first block `first_block` bytes, its blocks from
+// `blocks`.
+std::unique_ptr<RequestArena> NewRequestArena(size_t first_block,
+                                              std::pmr::memory_resource* blocks) {
+  return std::make_unique<RequestArena>(first_block, blocks);
 }
 
 template <typename T>
@@ -525,9 +527,33 @@ void Add(ConvertedBatch<T>* batch, uint32_t index, T item, std::optional<std::st
 
 }  // namespace
 
-absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
+RecycledBlocks::~RecycledBlocks() {
+  for (const Block& b : blocks_) Free(b);
+}
+
+void RecycledBlocks::Free(const Block& b) {
+  ::operator delete (b.data, b.size, std::align_val_t{b.alignment});
+}
+
+void* RecycledBlocks::do_allocate(size_t bytes, size_t alignment) {
+  if (next_ < blocks_.size()) {
+    Block& b = blocks_[next_];
+    if (b.size < bytes || b.alignment < alignment) {  // this arena grew further: replace it
+      Free(b);
+      b = Block{::operator new (bytes, std::align_val_t{alignment}), bytes, alignment};
+    }
+    ++next_;
+    return b.data;
+  }
+  blocks_.push_back(Block{::operator new (bytes, std::align_val_t{alignment}), bytes, alignment});
+  next_ = blocks_.size();
+  return blocks_.back().data;
+}
+
+absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes,
+                                                     std::pmr::memory_resource* blocks) {
   DecodedUpdateBatch out;
-  out.arena = NewRequestArena(16 << 10);  // an update's refs take ~150 bytes
+  out.arena = NewRequestArena(16 << 10, blocks);  // an update's refs take ~150 bytes
   Decoder in(bytes, out.arena.get());
   // The update being read, before Keep copies its parts to the arena.
   Map set, increment;
@@ -590,9 +616,10 @@ absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes) {
 }
 
 absl::StatusOr<DecodedReplayRequest> DecodeReplayRequest(std::string_view bytes,
-                                                         uint32_t first_index) {
+                                                         uint32_t first_index,
+                                                         std::pmr::memory_resource* blocks) {
   DecodedReplayRequest out;
-  out.arena = NewRequestArena(64 << 10);  // a profile's refs take ~2 KB
+  out.arena = NewRequestArena(64 << 10, blocks);  // a profile's refs take ~2 KB
   Decoder in(bytes, out.arena.get());
   // The profile being read, before Keep copies its parts to the arena.
   Map attributes;

@@ -454,6 +454,37 @@ TEST_CASE("Replay applies messages in stream order: a key replayed again ends as
   }
 }
 
+TEST_CASE("Replay stores every profile as sent while later messages reuse finished ones' memory",
+          "[server][ingest][replay]") {
+  ServerFixture f;
+  // Messages of different sizes (so a reused buffer is sometimes too small, sometimes
+  // larger than the message), each of its own keys: a message decoded into memory still
+  // in the engine would show up as another message's profiles.
+  std::vector<v1::ReplayRequest> messages(30);
+  std::vector<v1::Profile> sent;
+  int i = 0;
+  for (int m = 0; m < 30; ++m) {
+    messages[m].set_quiet(true);
+    for (int k = 0; k < 5 + (m * 7) % 40; ++k, ++i) {
+      sent.push_back(MakeProfile(i));
+      *messages[m].add_profiles() = sent.back();
+    }
+  }
+  ReplayOutcome r = RunReplay(*f.ingest, messages);
+  REQUIRE(r.status.ok());
+  CHECK(r.summary.profiles() == sent.size());
+  CHECK(r.summary.errors_size() == 0);
+  for (const v1::Profile& p : sent) {
+    INFO(p.key());
+    absl::StatusOr<ProfileData> want = ProfileFromProto(p);
+    REQUIRE(want.ok());
+    absl::StatusOr<ProfileData> got = f.server->engine().GetProfile(p.key());
+    REQUIRE(got.ok());
+    CHECK(got->attributes == want->attributes);
+    CHECK(got->events == want->events);
+  }
+}
+
 TEST_CASE("Replay of an empty stream replays nothing", "[server][ingest][replay]") {
   ServerFixture f;
   ReplayOutcome r = RunReplay(*f.ingest, {});

@@ -4,6 +4,8 @@
 #include "server/wire_decode.h"
 
 #include <catch2/catch.hpp>
+#include <cstring>
+#include <memory_resource>
 #include <random>
 #include <string>
 #include <vector>
@@ -173,10 +175,12 @@ bool WireHoldsStrings(const UpdateRef& u, std::string_view request) {
 }
 
 // Decodes `bytes` both ways; both must accept or both reject, and agree when they accept.
-void CheckUpdateBatch(const std::string& bytes) {
+// The decoder's arena takes its blocks from `blocks`.
+void CheckUpdateBatch(const std::string& bytes,
+                      std::pmr::memory_resource* blocks = std::pmr::new_delete_resource()) {
   v1::UpdateBatch parsed;
   const bool proto_ok = parsed.ParseFromString(bytes);
-  absl::StatusOr<DecodedUpdateBatch> decoded = DecodeUpdateBatch(bytes);
+  absl::StatusOr<DecodedUpdateBatch> decoded = DecodeUpdateBatch(bytes, blocks);
   INFO(parsed.ShortDebugString());
   REQUIRE(decoded.ok() == proto_ok);
   if (!proto_ok) {
@@ -204,10 +208,11 @@ std::vector<ProfileData> Owned(const std::vector<ProfileRef>& profiles) {
   return out;
 }
 
-void CheckReplayRequest(const std::string& bytes, uint32_t first_index) {
+void CheckReplayRequest(const std::string& bytes, uint32_t first_index,
+                        std::pmr::memory_resource* blocks = std::pmr::new_delete_resource()) {
   v1::ReplayRequest parsed;
   const bool proto_ok = parsed.ParseFromString(bytes);
-  absl::StatusOr<DecodedReplayRequest> decoded = DecodeReplayRequest(bytes, first_index);
+  absl::StatusOr<DecodedReplayRequest> decoded = DecodeReplayRequest(bytes, first_index, blocks);
   INFO(parsed.ShortDebugString());
   REQUIRE(decoded.ok() == proto_ok);
   if (!proto_ok) {
@@ -245,13 +250,75 @@ std::string VarintField(int number, uint64_t v) {
 TEST_CASE("Random update batches decode as the generated parser and UpdatesFromProto do",
           "[server][wire]") {
   RandomMessages random(7);
-  for (int i = 0; i < 2000; ++i) CheckUpdateBatch(random.Batch().SerializeAsString());
+  // As a Stream call decodes its batches: each arena in the blocks of the one before.
+  RecycledBlocks blocks;
+  for (int i = 0; i < 2000; ++i) {
+    blocks.Rewind();
+    CheckUpdateBatch(random.Batch().SerializeAsString(), &blocks);
+  }
 }
 
 TEST_CASE("Random replay requests decode as the generated parser and ProfilesFromProto do",
           "[server][wire]") {
   RandomMessages random(8);
-  for (int i = 0; i < 2000; ++i) CheckReplayRequest(random.Replay().SerializeAsString(), 40);
+  RecycledBlocks blocks;
+  for (int i = 0; i < 2000; ++i) {
+    blocks.Rewind();
+    CheckReplayRequest(random.Replay().SerializeAsString(), 40, &blocks);
+  }
+}
+
+TEST_CASE("Recycled blocks come back in order after a rewind, replaced where too small",
+          "[server][wire]") {
+  RecycledBlocks blocks;
+  void* first = blocks.allocate(1000, 8);
+  void* second = blocks.allocate(4000, 16);
+  std::memset(first, 1, 1000);
+  std::memset(second, 2, 4000);
+  blocks.deallocate(first, 1000, 8);  // kept, not freed
+  blocks.Rewind();
+  CHECK(blocks.allocate(1000, 8) == first);
+  CHECK(blocks.allocate(3000, 16) == second);  // smaller: the same block
+  void* third = blocks.allocate(500, 8);       // beyond the blocks kept: a new one
+  CHECK(third != first);
+  CHECK(third != second);
+  blocks.Rewind();
+  void* bigger = blocks.allocate(2000, 8);  // larger than the first block: replaced
+  std::memset(bigger, 3, 2000);
+  void* aligned = blocks.allocate(100, 256);  // more aligned than the second: replaced
+  CHECK(reinterpret_cast<uintptr_t>(aligned) % 256 == 0);
+  blocks.Rewind();
+  CHECK(blocks.allocate(2000, 8) == bigger);
+  CHECK(blocks.allocate(100, 256) == aligned);
+  CHECK(blocks.allocate(500, 8) == third);
+}
+
+TEST_CASE("Arenas one after another in recycled blocks reuse them", "[server][wire]") {
+  RandomMessages random(11);
+  v1::ReplayRequest request;
+  for (int i = 0; i < 40; ++i) request.MergeFrom(random.Replay());
+  const std::string bytes = request.SerializeAsString();
+  RecycledBlocks blocks;
+  std::vector<ProfileData> want;
+  const EventRef* want_events = nullptr;  // where the first round kept a profile's events
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    blocks.Rewind();
+    absl::StatusOr<DecodedReplayRequest> decoded = DecodeReplayRequest(bytes, 0, &blocks);
+    REQUIRE(decoded.ok());
+    const ProfileRef* with_events = nullptr;
+    for (const ProfileRef& p : decoded->converted.items) {
+      if (!p.events.empty()) with_events = &p;
+    }
+    REQUIRE(with_events != nullptr);
+    if (round == 0) {
+      want = Owned(decoded->converted.items);
+      want_events = with_events->events.data();
+      continue;
+    }
+    CHECK(Owned(decoded->converted.items) == want);
+    CHECK(with_events->events.data() == want_events);  // the same blocks, filled again
+  }
 }
 
 TEST_CASE("A decoded item's memory holds its entries and events, for prefetching",
