@@ -217,14 +217,9 @@ struct ProfileStore::Impl {
   // ---- Events ----
 
   // Appends the fields of `entries` (attributes or properties: NamedValues, or a span of
-  // NamedValueRef) sorted by name id, a later entry of a name winning, and calls
-  // on_field(name_id) for each field appended.
-  template <typename Entries, typename OnField>
-  void EncodeFields(const Entries& entries, codec::Buffer* out, const OnField& on_field);
-  template <typename Props>
-  void EncodeProperties(const Props& props, codec::Buffer* out) {
-    EncodeFields(props, out, [](uint32_t) {});
-  }
+  // NamedValueRef) sorted by name id, a later entry of a name winning.
+  template <typename Entries>
+  void EncodeFields(const Entries& entries, codec::Buffer* out);
   template <typename E>  // Event or EventRef
   void AddEvent(Record& r, const E& e, int64_t now, AppliedUpdate* out);
   void DropOldest(Record& r, AppliedUpdate* out);
@@ -354,12 +349,10 @@ void ProfileStore::Impl::ApplyAttributes(Record& r, const std::vector<AttrChange
   ReplaceRange(r, Offset(r, b.attrs_len), Offset(r, b.events), buf.view());
 }
 
-template <typename Entries, typename OnField>
-void ProfileStore::Impl::EncodeFields(const Entries& entries, codec::Buffer* out,
-                                      const OnField& on_field) {
+template <typename Entries>
+void ProfileStore::Impl::EncodeFields(const Entries& entries, codec::Buffer* out) {
   const auto append = [&](uint32_t id, uint32_t i) {
     codec::AppendField(id, entries[i].second, &values, out);
-    on_field(id);
   };
   if (entries.size() <= 2) {  // most events' properties: put in order at once
     if (entries.empty()) return;
@@ -435,7 +428,7 @@ void ProfileStore::Impl::AddEvent(Record& r, const E& e, int64_t now, AppliedUpd
   const uint32_t type = names.Intern(e.type);
   buf.Clear();
   const size_t mark = codec::BeginEvent(prev_at < 0 ? t : t - prev_at, type, e.id, &buf);
-  EncodeProperties(e.properties, &buf);
+  EncodeFields(e.properties, &buf);
   codec::EndLength(mark, &buf);
   size_t end = Offset(r, at);
   if (at < b.end) {  // the next event's time code becomes relative to this one
@@ -618,49 +611,29 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ApplyWith(const Update& update, int6
   return out;
 }
 
-absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileData& profile, int64_t now) {
+absl::StatusOr<ReplacedProfile> ProfileStore::Replace(const ProfileData& profile, int64_t now) {
   return ReplaceWith(profile, now);
 }
 
-absl::StatusOr<AppliedUpdate> ProfileStore::Replace(const ProfileRef& profile, int64_t now) {
+absl::StatusOr<ReplacedProfile> ProfileStore::Replace(const ProfileRef& profile, int64_t now) {
   return ReplaceWith(profile, now);
 }
 
 template <typename Profile>
-absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, int64_t now) {
+absl::StatusOr<ReplacedProfile> ProfileStore::ReplaceWith(const Profile& profile, int64_t now) {
   if (absl::Status s = CheckProfile(profile, now, options_); !s.ok()) return s;
   // Nothing below can fail.
   Impl& m = *impl_;
-  AppliedUpdate out;
+  ReplacedProfile out;
   const std::optional<Slot> slot = Find(profile.key);
   out.created = !slot;
-  out.events_appended = false;  // a whole new history
-  if (slot) {                   // everything the old profile had may change
-    const Impl::Record& old = m.rec(*slot);
-    const codec::BlobLayout b = m.Layout(old);
-    codec::Field f;
-    for (const uint8_t* p = b.attrs; p < b.events;) {
-      p = codec::NextField(p, &f);
-      out.attributes.push_back(f.name);
-    }
-    codec::EventHead h;
-    int64_t prev = -1;
-    for (const uint8_t* p = b.events; p < b.end; prev = h.time) {
-      p = codec::NextEvent(p, b.end, prev, &h);
-      AddType(h.type, &out.event_types);
-    }
-  }
 
   // The key, then the attributes, by name id; a later entry of a name wins.
   codec::Buffer& blob = m.blob;
   blob.Clear();
   const size_t attrs_mark = codec::BeginBlob(profile.key, &blob);
-  m.EncodeFields(profile.attributes, &blob, [&](uint32_t id) { out.attributes.push_back(id); });
+  m.EncodeFields(profile.attributes, &blob);
   codec::EndLength(attrs_mark, &blob);
-  // The old names and the new, each once (sorted: a profile may hold many attributes).
-  std::sort(out.attributes.begin(), out.attributes.end());
-  out.attributes.erase(std::unique(out.attributes.begin(), out.attributes.end()),
-                       out.attributes.end());
 
   // Events: retained ones, first of each (type, id), the newest max_events in history
   // order.
@@ -684,9 +657,8 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ReplaceWith(const Profile& profile, 
   for (const Impl::Kept& k : kept) {
     const auto& e = profile.events[k.index];
     const uint32_t type = interner_.Intern(e.type);
-    AddType(type, &out.event_types);
     const size_t mark = codec::BeginEvent(prev < 0 ? k.time : k.time - prev, type, e.id, &blob);
-    m.EncodeProperties(e.properties, &blob);
+    m.EncodeFields(e.properties, &blob);
     codec::EndLength(mark, &blob);
     prev = k.time;
   }

@@ -25,7 +25,7 @@ using Slot = uint32_t;
 // of one type, a replayed profile names a few dozen at most, and neither allocates.
 using NameIds = absl::InlinedVector<uint32_t, 16>;
 
-// What an applied update or replay changed, so the shard re-evaluates only the
+// What an applied update changed, so the shard re-evaluates only the
 // segments that read it.
 struct AppliedUpdate {
   Slot slot = 0;
@@ -37,6 +37,14 @@ struct AppliedUpdate {
   // Every event added went after every event the history had (so the events added are
   // its last events_added events).
   bool events_appended = true;
+};
+
+// What a replace did. It may have changed anything, so it names no attributes or event
+// types: the shard re-evaluates every segment.
+struct ReplacedProfile {
+  Slot slot = 0;
+  bool created = false;  // the profile did not exist before
+  uint32_t events_added = 0;
 };
 
 // The profiles of one shard, stored compactly (see profile_codec.h): keys, attributes
@@ -82,11 +90,10 @@ class ProfileStore {
 
   // Replaces (or creates) the whole profile `profile.key` with the given attributes
   // and events, validated as an update would be; `segments` is ignored. On error
-  // nothing changes. `attributes` of the result lists every attribute name of the
-  // old and new profile; `event_types` every event type of either.
-  absl::StatusOr<AppliedUpdate> Replace(const ProfileData& profile, int64_t now);
+  // nothing changes.
+  absl::StatusOr<ReplacedProfile> Replace(const ProfileData& profile, int64_t now);
   // The same, for a profile borrowed from a request's bytes (core/profile_ref.h).
-  absl::StatusOr<AppliedUpdate> Replace(const ProfileRef& profile, int64_t now);
+  absl::StatusOr<ReplacedProfile> Replace(const ProfileRef& profile, int64_t now);
 
   // Removes the profile; its slot may be reused by a later create.
   void Erase(Slot slot);
@@ -146,7 +153,7 @@ class ProfileStore {
   template <typename Update>
   absl::StatusOr<AppliedUpdate> ApplyWith(const Update& update, int64_t now);
   template <typename Profile>  // ProfileData or ProfileRef
-  absl::StatusOr<AppliedUpdate> ReplaceWith(const Profile& profile, int64_t now);
+  absl::StatusOr<ReplacedProfile> ReplaceWith(const Profile& profile, int64_t now);
 
   EngineOptions options_;
   Interner interner_;

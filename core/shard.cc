@@ -236,15 +236,15 @@ absl::StatusOr<uint64_t> Shard::Replay(const ProfileRef& profile, bool quiet) {
 
 template <typename Profile>
 absl::StatusOr<uint64_t> Shard::ReplayWith(const Profile& profile, bool quiet) {
-  absl::StatusOr<AppliedUpdate> applied = store_.Replace(profile, now_);
-  if (!applied.ok()) return applied.status();
+  absl::StatusOr<ReplacedProfile> replaced = store_.Replace(profile, now_);
+  if (!replaced.ok()) return replaced.status();
   GrowTable();
-  const Slot p = applied->slot;
-  if (applied->created) table_.ClearRow(p);
+  const Slot p = replaced->slot;
+  if (replaced->created) table_.ClearRow(p);
   MarkAll();
   const int64_t due = Reevaluate(p, now_, Cause::kReplay, quiet);
   Schedule(p, due, /*replace=*/true);
-  return applied->events_added;
+  return replaced->events_added;
 }
 
 void Shard::EraseProfile(Slot p, Cause cause) {
