@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "core/prefetch.h"
 
 namespace segd {
 namespace {
@@ -57,15 +56,12 @@ template <typename Input, typename F>
 void ForEachPrefetched(const Shard& s, std::span<const Input> inputs,
                        const std::vector<uint32_t>& mine, const F& f) {
   using Stage = ProfileStore::PrefetchStage;
-  constexpr size_t kInputAhead = 24, kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
+  constexpr size_t kIndexAhead = 12, kRecordAhead = 6, kBlobAhead = 2;
   auto input = [&](size_t k) -> const Input& { return inputs[mine[k]]; };
   for (size_t k = 0; k < std::min(kIndexAhead, mine.size()); ++k) {
     s.Prefetch(input(k), Stage::kIndex);
   }
   for (size_t k = 0; k < mine.size(); ++k) {
-    // The input itself first: the index stage reads it (a request's decoded profiles
-    // were written by another thread, and this shard takes every other one).
-    if (k + kInputAhead < mine.size()) PrefetchLine(&input(k + kInputAhead));
     if (k + kIndexAhead < mine.size()) s.Prefetch(input(k + kIndexAhead), Stage::kIndex);
     if (k + kRecordAhead < mine.size()) s.Prefetch(input(k + kRecordAhead), Stage::kRecord);
     if (k + kBlobAhead < mine.size()) s.Prefetch(input(k + kBlobAhead), Stage::kBlob);
