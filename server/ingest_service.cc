@@ -291,11 +291,8 @@ class IngestService::StreamReactor final
       return;
     }
     // request_ and messages_ belong to the one outstanding read.
-    absl::StatusOr<std::unique_ptr<Message>> message = ReadMessage<DecodedUpdateBatch>(
-        &request_, ++messages_, storage_,
-        [](std::string_view bytes, std::pmr::memory_resource* blocks) {
-          return DecodeUpdateBatch(bytes, blocks);
-        });
+    absl::StatusOr<std::unique_ptr<Message>> message =
+        ReadMessage<DecodedUpdateBatch>(&request_, ++messages_, storage_, DecodeUpdateBatch);
     if (!message.ok()) {
       {
         absl::MutexLock lock(&mu_);

@@ -531,23 +531,22 @@ RecycledBlocks::~RecycledBlocks() {
   for (const Block& b : blocks_) Free(b);
 }
 
+RecycledBlocks::Block RecycledBlocks::New(size_t bytes, size_t alignment) {
+  return Block{::operator new (bytes, std::align_val_t{alignment}), bytes, alignment};
+}
+
 void RecycledBlocks::Free(const Block& b) {
   ::operator delete (b.data, b.size, std::align_val_t{b.alignment});
 }
 
 void* RecycledBlocks::do_allocate(size_t bytes, size_t alignment) {
-  if (next_ < blocks_.size()) {
-    Block& b = blocks_[next_];
-    if (b.size < bytes || b.alignment < alignment) {  // this arena grew further: replace it
-      Free(b);
-      b = Block{::operator new (bytes, std::align_val_t{alignment}), bytes, alignment};
-    }
-    ++next_;
-    return b.data;
+  if (next_ == blocks_.size()) {
+    blocks_.push_back(New(bytes, alignment));
+  } else if (Block& b = blocks_[next_]; b.size < bytes || b.alignment < alignment) {
+    Free(b);  // this arena grew further than the last: replace the block
+    b = New(bytes, alignment);
   }
-  blocks_.push_back(Block{::operator new (bytes, std::align_val_t{alignment}), bytes, alignment});
-  next_ = blocks_.size();
-  return blocks_.back().data;
+  return blocks_[next_++].data;
 }
 
 absl::StatusOr<DecodedUpdateBatch> DecodeUpdateBatch(std::string_view bytes,

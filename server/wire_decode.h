@@ -73,6 +73,7 @@ class RecycledBlocks final : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
     return this == &other;
   }
+  static Block New(size_t bytes, size_t alignment);
   static void Free(const Block& b);
 
   std::vector<Block> blocks_;
