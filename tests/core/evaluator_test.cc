@@ -1,6 +1,9 @@
 // The semantics of SPEC §3, one bullet at a time, as a client sees them: rules
 // evaluated against profiles stored in an engine.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <random>
+#include <set>
 
 #include "tests/core/engine_fixture.h"
 
@@ -333,6 +336,88 @@ TEST_CASE_METHOD(EngineFixture, "count_distinct counts many distinct values exac
   u.events.push_back(MakeEvent("e", kT0, {{"v", Value::Float(1.0)}}));
   Apply(u);
   CHECK(Holds("p", "count_distinct(e.v) = 30"));
+}
+
+TEST_CASE("Counts compared with a number decide and turn as the whole count would",
+          "[core][semantics]") {
+  // count and count_distinct compared with a number literal stop counting where the
+  // comparison can no longer change, and are due again when that can first happen.
+  // Checked against counts taken here over a long history: every operator, the count on
+  // either side, limits around the counts, and the millisecond before and at each
+  // event's leaving a window. One segment an engine, so that no other segment's timer
+  // re-evaluates it at a moment its own would have missed.
+  std::mt19937_64 rng(17);
+  ProfileUpdate u;
+  u.key = "p";
+  std::vector<std::pair<int64_t, Value>> views;  // time, v
+  for (int i = 0; i < 60; ++i) {
+    const int64_t t = kT0 - static_cast<int64_t>(rng() % (2 * kHour));
+    const Value v = rng() % 4 == 0
+                        ? Value::Int(static_cast<int64_t>(rng() % 3))
+                        : Value::String(std::string(1, static_cast<char>('a' + rng() % 5)));
+    if (rng() % 5 == 0) {
+      u.events.push_back(MakeEvent("buy", t, {{"v", v}}));
+    } else {
+      u.events.push_back(MakeEvent("view", t, {{"v", v}}));
+      views.emplace_back(t, v);
+    }
+  }
+  struct Form {
+    std::string text;
+    int64_t within;
+    bool only_a;    // where v = "a"
+    bool distinct;  // count_distinct of v
+  };
+  const std::vector<Form> forms = {
+      {"count(view within 1h)", kHour, false, false},
+      {"count(view where v = \"a\" within 90m)", 90 * kMinute, true, false},
+      {"count_distinct(view.v within 1h)", kHour, false, true}};
+  const auto count_at = [&](const Form& form, int64_t now) {
+    std::vector<Value> seen;
+    for (const auto& [t, v] : views) {
+      if (t <= now - form.within) continue;
+      if (form.only_a && !(v.kind() == ValueKind::kString && v.string_value() == "a")) continue;
+      if (form.distinct && std::find(seen.begin(), seen.end(), v) != seen.end()) continue;
+      seen.push_back(v);
+    }
+    return static_cast<double>(seen.size());
+  };
+  const auto holds = [](double a, const std::string& op, double b) {
+    if (op == "=") return a == b;
+    if (op == "!=") return a != b;
+    if (op == "<") return a < b;
+    if (op == "<=") return a <= b;
+    if (op == ">") return a > b;
+    return a >= b;
+  };
+  std::set<int64_t> moments = {kT0};  // each view's last millisecond in a window, first out
+  for (const auto& [t, v] : views) {
+    for (const Form& form : forms) {
+      for (int64_t m : {t + form.within - 1, t + form.within}) {
+        if (m > kT0) moments.insert(m);
+      }
+    }
+  }
+  for (const Form& form : forms) {
+    for (const std::string op : {"=", "!=", "<", "<=", ">", ">="}) {
+      for (const std::string limit : {"-1", "0", "1", "2", "2.5", "3", "5", "8", "40"}) {
+        for (bool count_left : {true, false}) {
+          const std::string rule =
+              count_left ? form.text + " " + op + " " + limit : limit + " " + op + " " + form.text;
+          EngineFixture f;
+          f.Put("s", rule);
+          f.Apply(u);
+          for (int64_t now : moments) {
+            if (now > kT0) REQUIRE(f.engine.SetTime(now).ok());
+            const double c = count_at(form, now);
+            INFO("at T0 + " << now - kT0 << " ms: " << rule << ", the count " << c);
+            CHECK(f.IsMember("p", "s") ==
+                  (count_left ? holds(c, op, std::stod(limit)) : holds(std::stod(limit), op, c)));
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE_METHOD(EngineFixture,
