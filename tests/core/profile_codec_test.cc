@@ -47,6 +47,40 @@ TEST_CASE("ProfileCodec varints decode the same on the fast and the byte-wise pa
   }
 }
 
+TEST_CASE("ProfileCodec event heads decode to their time, type, body and end", "[core][codec]") {
+  // NextEvent's time code takes GetVarintFast's word-at-a-time path when 8 bytes are
+  // readable. Heads of every length, with body bytes and a varying slack after them up
+  // to the limit, so that both paths and the bounds between them are taken.
+  std::mt19937_64 rng(302);
+  const auto draw = [&](int max_bits) { return rng() >> (64 - 1 - rng() % max_bits); };
+  for (int i = 0; i < 20000; ++i) {
+    const uint64_t time_code = draw(56);
+    const uint64_t type_code = draw(40);
+    const uint64_t length = rng() % 4 == 0 ? draw(14) : rng() % 40;
+    const int64_t prev = rng() % 2 == 0 ? -1 : static_cast<int64_t>(rng() % 1000000);
+    Buffer written;
+    PutVarint(&written, time_code);
+    PutVarint(&written, type_code);
+    PutVarint(&written, length);
+    std::string buf(written.view());
+    const size_t head = buf.size();
+    buf.append(length, '\x80');                           // the body: continuation bytes
+    buf.append(static_cast<size_t>(rng() % 10), '\x7f');  // slack before the limit
+    EventHead h;
+    const uint8_t* end = NextEvent(Bytes(buf), Bytes(buf) + buf.size(), prev, &h);
+    INFO("time code " << time_code << ", type code " << type_code << ", length " << length
+                      << ", head " << head << " bytes of " << buf.size());
+    REQUIRE(end == Bytes(buf) + head + length);
+    REQUIRE(h.end == end);
+    REQUIRE(h.body == Bytes(buf) + head);
+    REQUIRE(h.rest == Bytes(buf) + VarintLength(time_code));
+    REQUIRE(h.time ==
+            (prev < 0 ? static_cast<int64_t>(time_code) : prev + static_cast<int64_t>(time_code)));
+    REQUIRE(h.type == static_cast<uint32_t>(type_code >> 1));
+    REQUIRE(h.has_id == ((type_code & 1) != 0));
+  }
+}
+
 TEST_CASE("ProfileCodec stores floats bit for bit, short decimals compactly", "[core][codec]") {
   ValueDictionary dict;
   Interner names;
