@@ -127,31 +127,14 @@ bool SameScalar(const Val& a, const Val& b) {
   return CompareForDistinct(a, b) == 0;
 }
 
-// `b op a` as `a op' b`.
-CompareOp Mirrored(CompareOp op) {
-  switch (op) {
-    case CompareOp::kLt:
-      return CompareOp::kGt;
-    case CompareOp::kLe:
-      return CompareOp::kGe;
-    case CompareOp::kGt:
-      return CompareOp::kLt;
-    case CompareOp::kGe:
-      return CompareOp::kLe;
-    default:
-      return op;  // = and != are symmetric
-  }
-}
-
-// Limits of Evaluator::CountCap: literals beyond kMaxCountCap are left to the whole count
-// (and stay exact as doubles); a count_distinct is capped at most at kMaxDistinctCap
-// values, each new value compared with those kept.
-constexpr double kMaxCountCap = 1e15;
-constexpr uint64_t kMaxDistinctCap = 16;
-
 // Values of a count_distinct, inline up to 16: evaluated on most updates (a page view
 // re-evaluates multi_category), it should not allocate.
 using DistinctVals = absl::InlinedVector<Val, 16>;
+
+// Whether `v` equals none of `seen` under `=`.
+bool IsNew(const DistinctVals& seen, const Val& v) {
+  return std::none_of(seen.begin(), seen.end(), [&](const Val& s) { return SameScalar(s, v); });
+}
 
 // The number of distinct values (equal under `=` counts once). Few values, or few
 // distinct ones, are the common case: compare against those seen so far, then sort.
@@ -159,7 +142,7 @@ int64_t CountDistinct(DistinctVals* values) {
   constexpr size_t kLinear = 16;
   DistinctVals seen;
   for (const Val& v : *values) {
-    if (std::none_of(seen.begin(), seen.end(), [&](const Val& s) { return SameScalar(s, v); })) {
+    if (IsNew(seen, v)) {
       if (seen.size() == kLinear) {
         std::sort(values->begin(), values->end(),
                   [](const Val& a, const Val& b) { return CompareForDistinct(a, b) < 0; });
@@ -372,47 +355,15 @@ Val Evaluator::FoldArith(const Expr& e, size_t n) {
   return acc;
 }
 
-// Counting stops at the cap: the count, and the moment it may change, then decide the
-// comparison as the whole count would. Scanning newest to oldest, the cap-th match is
-// the one whose leaving the window can first bring the count below the cap (events
-// only leave; new ones come with updates, which re-evaluate).
-uint64_t Evaluator::CountCap(const Expr& compare, int* counted_side) {
-  for (int side = 0; side < 2; ++side) {
-    const Expr& agg = *compare.children[side];
-    const Expr& other = *compare.children[1 - side];
-    if (agg.kind != ExprKind::kAggregate || other.kind != ExprKind::kLiteral) continue;
-    if (agg.fn != AggregateFn::kCount && agg.fn != AggregateFn::kCountDistinct) continue;
-    const Value& n = other.literal;
-    double limit;
-    if (n.kind() == ValueKind::kInt) {
-      limit = static_cast<double>(n.int_value());
-    } else if (n.kind() == ValueKind::kFloat) {
-      limit = n.float_value();
-    } else {
-      return 0;
-    }
-    // As `count op limit`: with the count on the right, the operator mirrored.
-    CompareOp op = compare.op;
-    if (side == 1) op = Mirrored(op);
-    if (!(std::abs(limit) < kMaxCountCap)) return 0;
-    // `>=` and `<` turn at ceil(limit); `>`, `<=`, `=` and `!=` at floor(limit) + 1, the
-    // least count above the limit. From there on every count gives the same result.
-    const double turn =
-        op == CompareOp::kGe || op == CompareOp::kLt ? std::ceil(limit) : std::floor(limit) + 1;
-    const uint64_t cap = turn < 1 ? 1 : static_cast<uint64_t>(turn);
-    // Distinct values are told apart by comparing with each kept one: few only.
-    if (agg.fn == AggregateFn::kCountDistinct && cap > kMaxDistinctCap) return 0;
-    *counted_side = side;
-    return cap;
-  }
-  return 0;
-}
-
+// A capped count decides the comparison as the whole count would (rule.h). Scanning
+// newest to oldest, its last match is the one whose leaving the window can first bring
+// the count below the cap (events only leave; new ones come with updates, which
+// re-evaluate), so that is when it may change.
 Val Evaluator::EvalCompare(const Expr& e) {
-  int counted_side = -1;
-  const uint64_t cap = CountCap(e, &counted_side);
-  const Val a = counted_side == 0 ? EvalAggregate(*e.children[0], cap) : Eval(*e.children[0]);
-  const Val b = counted_side == 1 ? EvalAggregate(*e.children[1], cap) : Eval(*e.children[1]);
+  const Val a =
+      e.counted_side == 0 ? EvalAggregate(*e.children[0], e.count_cap) : Eval(*e.children[0]);
+  const Val b =
+      e.counted_side == 1 ? EvalAggregate(*e.children[1], e.count_cap) : Eval(*e.children[1]);
   if (e.now_side >= 0 && next_due_ != nullptr) {
     const Expr& side = *e.children[e.now_side];
     const Val offset = e.now_offset_child >= 0 ? Eval(*side.children[e.now_offset_child])
@@ -490,8 +441,7 @@ Val Evaluator::EvalAggregate(const Expr& e, uint64_t cap) {
       if (v.missing()) continue;
       if (cap == 0) {
         distinct.push_back(v);
-      } else if (std::none_of(distinct.begin(), distinct.end(),
-                              [&](const Val& d) { return SameScalar(d, v); })) {
+      } else if (IsNew(distinct, v)) {
         distinct.push_back(v);
         if (distinct.size() == cap) break;
       }

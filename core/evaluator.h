@@ -71,14 +71,9 @@ class Evaluator {
 
  private:
   Val EvalCompare(const Expr& e);
-  // For `count(...) op n` or `count_distinct(...) op n`, either way round, with n a
-  // number literal: the count from which on the comparison has the same result for
-  // every greater count, and in *counted_side the aggregate's side (0 or 1). 0 (side
-  // untouched) for any other comparison.
-  static uint64_t CountCap(const Expr& compare, int* counted_side);
   // The left fold of the first n operands of a kArith chain.
   Val FoldArith(const Expr& e, size_t n);
-  // `cap` > 0 (count and count_distinct only): stop counting at `cap` (CountCap).
+  // `cap` > 0 (count and count_distinct only): stop counting at `cap` (Expr::count_cap).
   Val EvalAggregate(const Expr& e, uint64_t cap = 0);
   // test() of string predicate `e` on its string operand `a`; for an interned value
   // and a literal pattern, remembered in e.results_by_value.

@@ -54,6 +54,8 @@ std::unique_ptr<Expr> CloneExpr(const Expr& e) {
   c->now_side = e.now_side;
   c->now_sign = e.now_sign;
   c->now_offset_child = e.now_offset_child;
+  c->counted_side = e.counted_side;
+  c->count_cap = e.count_cap;
   c->children.reserve(e.children.size());
   for (const auto& child : e.children) c->children.push_back(CloneExpr(*child));
   return c;

@@ -116,6 +116,13 @@ struct Expr {
   int8_t now_sign = 0;
   int8_t now_offset_child = -1;
 
+  // kCompare of `count(...)` or `count_distinct(...)` with a number literal, either way
+  // round (set by the checker): which side holds the count (-1: neither), and the count
+  // from which on the comparison has the same result for every greater count, so that
+  // the evaluator may stop counting there.
+  int8_t counted_side = -1;
+  uint64_t count_cap = 0;
+
   std::vector<std::unique_ptr<Expr>> children;
 
   // kStartsWith, kEndsWith, kContains and kMatches with a literal pattern: the result
@@ -138,6 +145,10 @@ struct RuleInfo {
   // or now().
   bool time_dependent() const { return reads_now || reads_events; }
 };
+
+// The highest count_cap of a count_distinct: below it, each new value is compared with
+// every one kept.
+inline constexpr uint64_t kMaxCappedDistinct = 16;
 
 // Limits of SPEC §3.
 inline constexpr size_t kMaxRuleBytes = 16 * 1024;

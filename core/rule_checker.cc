@@ -1,6 +1,7 @@
 #include "core/rule_checker.h"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -211,7 +212,59 @@ class Checker {
     return false;
   }
 
+  // Sets e.counted_side and e.count_cap (see rule.h).
+  static void SetCountCap(Expr& e) {
+    e.counted_side = -1;
+    e.count_cap = 0;
+    for (int side = 0; side < 2; ++side) {
+      const Expr& count = *e.children[side];
+      const Expr& other = *e.children[1 - side];
+      if (count.kind != ExprKind::kAggregate || other.kind != ExprKind::kLiteral) continue;
+      if (count.fn != AggregateFn::kCount && count.fn != AggregateFn::kCountDistinct) continue;
+      const Value& n = other.literal;
+      double limit;
+      if (n.kind() == ValueKind::kInt) {
+        limit = static_cast<double>(n.int_value());
+      } else if (n.kind() == ValueKind::kFloat) {
+        limit = n.float_value();
+      } else {
+        return;
+      }
+      // Beyond this the literal is left to the whole count (and it stays exact as a double).
+      if (!(std::abs(limit) < 1e15)) return;
+      // As `count op limit`: with the count on the right, the operator mirrored.
+      const CompareOp op = side == 0 ? e.op : Mirrored(e.op);
+      // `>=` and `<` turn at ceil(limit); `>`, `<=`, `=` and `!=` at floor(limit) + 1, the
+      // least count above the limit. From there on every count gives the same result.
+      const double turn =
+          op == CompareOp::kGe || op == CompareOp::kLt ? std::ceil(limit) : std::floor(limit) + 1;
+      const uint64_t cap = turn < 1 ? 1 : static_cast<uint64_t>(turn);
+      // Distinct values are told apart by comparing with each kept one: few only.
+      if (count.fn == AggregateFn::kCountDistinct && cap > kMaxCappedDistinct) return;
+      e.counted_side = static_cast<int8_t>(side);
+      e.count_cap = cap;
+      return;
+    }
+  }
+
+  // `b op a` as `a op' b`.
+  static CompareOp Mirrored(CompareOp op) {
+    switch (op) {
+      case CompareOp::kLt:
+        return CompareOp::kGt;
+      case CompareOp::kLe:
+        return CompareOp::kGe;
+      case CompareOp::kGt:
+        return CompareOp::kLt;
+      case CompareOp::kGe:
+        return CompareOp::kLe;
+      default:
+        return op;  // = and != are symmetric
+    }
+  }
+
   void WalkCompare(Expr& e, bool in_where) {
+    SetCountCap(e);
     e.now_side = -1;
     e.now_sign = 0;
     e.now_offset_child = -1;

@@ -643,6 +643,38 @@ TEST_CASE("CollectRuleInfo lists attributes, event types, segments and time use"
   CHECK(where_now.attributes.empty());
 }
 
+TEST_CASE("The checker caps counts compared with a number, and CloneExpr keeps the cap",
+          "[core][rule]") {
+  struct Case {
+    std::string rule;
+    int side;
+    uint64_t cap;
+  };
+  const std::vector<Case> cases = {
+      {"count(a) >= 5", 0, 5},
+      {"count(a) > 5", 0, 6},
+      {"count(a) = 2.5", 0, 3},
+      {"count(a) < 0", 0, 1},
+      {"count(a) < -1", -1, 0},  // -1 is a negation, not a literal
+      {"5 <= count(a within 1d)", 1, 5},
+      {"5 < count(a)", 1, 6},
+      {"count_distinct(a.p) >= 16", 0, 16},
+      {"count_distinct(a.p) >= 17", -1, 0},  // beyond kMaxCappedDistinct
+      {"count(a) >= 1e300", -1, 0},
+      {"sum(a.p) >= 5", -1, 0},
+      {"count(a) >= x", -1, 0},
+  };
+  for (const Case& c : cases) {
+    INFO(c.rule);
+    auto e = Parse(c.rule);
+    CHECK(e->counted_side == c.side);
+    CHECK(e->count_cap == c.cap);
+    auto copy = CloneExpr(*e);
+    CHECK(copy->counted_side == c.side);
+    CHECK(copy->count_cap == c.cap);
+  }
+}
+
 TEST_CASE("CloneExpr makes a deep copy", "[core][rule]") {
   auto e = Parse(
       "email matches \"@x\" and did(a where p in [1, 2] within 1d) and sequence(b where q, c "
