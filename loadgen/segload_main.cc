@@ -1,6 +1,7 @@
 // segload: the standard benchmark of shared/BENCHMARK.md against a running segd shard or
 // cluster. Parses flags, runs the selected phases (loadgen/bench.h) and writes the figures:
 // a table on stdout, progress on stderr, --json and --csv files for machines.
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -79,6 +81,31 @@ uint64_t MemInfoBytes(std::string_view field) {
     }
   }
   return 0;
+}
+
+// The CPU as /proc/cpuinfo names its first processor: the model name, and the family and
+// model numbers that tell apart CPUs sold under one name ("AMD EPYC (family 25, model 17)").
+std::string CpuModel() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string name, family, model;
+  for (std::string line; std::getline(cpuinfo, line) && !line.empty();) {
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const absl::string_view key =
+        absl::StripTrailingAsciiWhitespace(absl::string_view(line).substr(0, colon));
+    const std::string value(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1)));
+    if (key == "model name") name = value;
+    if (key == "cpu family") family = value;
+    if (key == "model") model = value;
+  }
+  if (name.empty()) return "unknown";
+  if (family.empty() || model.empty()) return name;
+  return absl::StrCat(name, " (family ", family, ", model ", model, ")");
+}
+
+std::string KernelRelease() {
+  utsname u{};
+  return uname(&u) == 0 ? absl::StrCat(u.sysname, " ", u.release) : "unknown";
 }
 
 std::string UtcNow() {
@@ -208,12 +235,20 @@ int Main() {
   report.SetConfig("redis", options.redis.empty() ? "null" : JsonString(options.redis));
   report.SetConfig("date", JsonString(UtcNow()));
   report.SetConfig("nproc", JsonNumber(std::thread::hardware_concurrency()));
-  report.SetConfig("mem_total_bytes", JsonNumber(static_cast<double>(MemInfoBytes("MemTotal"))));
+  const uint64_t mem_total = MemInfoBytes("MemTotal");
+  report.SetConfig("mem_total_bytes", JsonNumber(static_cast<double>(mem_total)));
+  const std::string cpu = CpuModel();
+  const std::string kernel = KernelRelease();
+  report.SetConfig("cpu", JsonString(cpu));
+  report.SetConfig("kernel", JsonString(kernel));
 
   std::fprintf(stderr, "segload: %zu server(s) %s, %s profiles, %s keys, %s\n", servers.size(),
                absl::StrJoin(servers, ",").c_str(),
                HumanNumber(static_cast<double>(options.profiles)).c_str(), skew.c_str(),
                absl::StrJoin(options.phases, ",").c_str());
+  std::fprintf(stderr, "segload: on %s, %u CPUs, %.1f GiB, %s\n", cpu.c_str(),
+               std::thread::hardware_concurrency(), static_cast<double>(mem_total) / (1 << 30),
+               kernel.c_str());
   Bench bench(options, **cluster, report);
   const bool ok = bench.Run();
   report.PrintTable(stdout);

@@ -161,6 +161,12 @@ CPU_FIELDS = [
 def check_single(result, csv_path, plot, workdir):
     check(result["benchmark"] == "segload", "benchmark name")
     check(result["config"]["profiles"] == PROFILES, "config.profiles")
+    # The machine the figures were measured on, as BENCHMARKS.md must name it.
+    config = result["config"]
+    check(config["nproc"] == os.cpu_count(), f"config.nproc {config['nproc']}")
+    check(config["mem_total_bytes"] > 0, "config.mem_total_bytes")
+    check(config["cpu"] not in ("", "unknown"), f"config.cpu {config['cpu']!r}")
+    check(config["kernel"].startswith("Linux "), f"config.kernel {config['kernel']!r}")
     check(result["errors"] == [], f"errors: {result['errors']}")
     require_fields(result, SEGD_FIELDS + CPU_FIELDS)
     # CPU per profile or update, from the servers' Stats.cpu_seconds and segload's own
