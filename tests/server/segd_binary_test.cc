@@ -4,11 +4,13 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "grpcpp/health_check_service_interface.h"
 #include "segd/v1/segd.grpc.pb.h"
@@ -93,6 +95,20 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
   CHECK(end.error_code() == grpc::StatusCode::UNAVAILABLE);
   CHECK_THAT(segd.Log(),
              Catch::Matchers::Contains("draining") && Catch::Matchers::Contains("stopped"));
+}
+
+TEST_CASE("segd runs a shard a core unless --shards says otherwise", "[server][binary]") {
+  TempDir dir;
+  SegdProcess segd(dir, "segd", /*port=*/0, {"--clock=manual"});
+  const int expected = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  CHECK_THAT(segd.Log(), Catch::Matchers::Contains("shards=" + std::to_string(expected) + " "));
+  const std::string tasks = "/proc/" + std::to_string(segd.pid()) + "/task";
+  int shard_threads = 0;
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    shard_threads += testing::ReadFile(task.path().string() + "/comm").starts_with("segd-shard-");
+  }
+  CHECK(shard_threads == expected);
+  CHECK(segd.Stop(SIGTERM, std::chrono::seconds(8)) == 0);
 }
 
 TEST_CASE("segd will not share a port another segd listens on", "[server][binary]") {
