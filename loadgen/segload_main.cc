@@ -234,7 +234,8 @@ int Main() {
   report.SetConfig("phases", absl::StrCat("[", absl::StrJoin(phases, ", "), "]"));
   report.SetConfig("redis", options.redis.empty() ? "null" : JsonString(options.redis));
   report.SetConfig("date", JsonString(UtcNow()));
-  report.SetConfig("nproc", JsonNumber(std::thread::hardware_concurrency()));
+  const unsigned nproc = std::thread::hardware_concurrency();
+  report.SetConfig("nproc", JsonNumber(nproc));
   const uint64_t mem_total = MemInfoBytes("MemTotal");
   report.SetConfig("mem_total_bytes", JsonNumber(static_cast<double>(mem_total)));
   const std::string cpu = CpuModel();
@@ -246,9 +247,8 @@ int Main() {
                absl::StrJoin(servers, ",").c_str(),
                HumanNumber(static_cast<double>(options.profiles)).c_str(), skew.c_str(),
                absl::StrJoin(options.phases, ",").c_str());
-  std::fprintf(stderr, "segload: on %s, %u CPUs, %.1f GiB, %s\n", cpu.c_str(),
-               std::thread::hardware_concurrency(), static_cast<double>(mem_total) / (1 << 30),
-               kernel.c_str());
+  std::fprintf(stderr, "segload: on %s, %u CPUs, %.1f GiB, %s\n", cpu.c_str(), nproc,
+               static_cast<double>(mem_total) / (1 << 30), kernel.c_str());
   Bench bench(options, **cluster, report);
   const bool ok = bench.Run();
   report.PrintTable(stdout);
