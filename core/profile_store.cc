@@ -225,6 +225,43 @@ struct ProfileStore::Impl {
   void DropOldest(Record& r, AppliedUpdate* out);
   void Prune(Record& r, int64_t now);
 
+  // ---- Decoded histories ----
+
+  // A profile with a long history (a hot key's holds max_events) would have all of it
+  // decoded again to evaluate each of its updates. The store keeps the decoded event
+  // heads of the long histories it has seen updated twice lately, in step with their
+  // blobs: an update that appends events (and drops the oldest) patches them instead.
+  struct History {
+    static constexpr Slot kNone = std::numeric_limits<Slot>::max();
+    Slot slot = kNone;
+    std::vector<ProfileView::EventRef> events;  // from `first` on: every stored event
+    size_t first = 0;
+    int64_t shift = 0;  // an event's properties start at its blob + props_offset + shift
+    std::span<const ProfileView::EventRef> stored() const {
+      return std::span(events).subspan(first);
+    }
+  };
+  static constexpr size_t kHistories = 256;  // a direct-mapped cache, by slot
+  const History* HistoryOf(Slot s) const {
+    const History& h = histories[s % kHistories];
+    return h.slot == s ? &h : nullptr;
+  }
+  size_t HistoriesBytes() const {
+    size_t bytes =
+        histories.capacity() * sizeof(History) + history_candidates.capacity() * sizeof(Slot);
+    for (const History& h : histories) bytes += h.events.capacity() * sizeof(h.events[0]);
+    return bytes;
+  }
+  void Forget(Slot s) {
+    History& h = histories[s % kHistories];
+    if (h.slot == s) h.slot = History::kNone;
+  }
+  // Decodes the whole history of the profile at `s` into its place in the cache.
+  void Remember(Slot s);
+  // Brings the cached history of `s`, if any, in step with the update just applied to
+  // it (its blob was old_size bytes and held old_events events before), or caches it.
+  void Follow(Slot s, uint32_t old_size, uint32_t old_events, const AppliedUpdate& out);
+
   const EngineOptions& options;
   Interner& names;
   codec::ValueDictionary values;
@@ -235,6 +272,12 @@ struct ProfileStore::Impl {
   size_t live = 0;
   uint64_t total_events = 0;
   size_t blob_bytes = 0;
+
+  std::vector<History> histories = std::vector<History>(kHistories);
+  // The last long history updated, by place in the cache: a second update caches it.
+  std::vector<Slot> history_candidates = std::vector<Slot>(kHistories, History::kNone);
+  // Bytes of the events the current update appended at the end of its profile's blob.
+  uint32_t appended_bytes = 0;
 
   // Scratch, reused across calls to spare allocations on the ingest and replay paths.
   std::vector<AttrChange> plan;
@@ -440,6 +483,7 @@ void ProfileStore::Impl::AddEvent(Record& r, const E& e, int64_t now, AppliedUpd
   }
   if (at == b.end) {
     r.last_time = t;
+    appended_bytes += static_cast<uint32_t>(buf.size());
   } else {
     out->events_appended = false;
   }
@@ -605,9 +649,12 @@ absl::StatusOr<AppliedUpdate> ProfileStore::ApplyWith(const Update& update, int6
   }
   out.slot = *slot;
   Impl::Record& r = impl_->rec(*slot);
+  const uint32_t old_size = r.size, old_events = r.num_events;
+  impl_->appended_bytes = 0;
   impl_->Prune(r, now);
   impl_->ApplyAttributes(r, impl_->plan, &out);
   for (const auto& e : update.events) impl_->AddEvent(r, e, now, &out);
+  impl_->Follow(*slot, old_size, old_events, out);
   return out;
 }
 
@@ -667,6 +714,7 @@ absl::StatusOr<ReplacedProfile> ProfileStore::ReplaceWith(const Profile& profile
     Impl::Record& r = m.rec(*slot);
     m.total_events -= r.num_events;
     m.SetBlob(r, blob.view());  // the key, and so the index entry, is unchanged
+    m.Forget(*slot);
     r.num_events = out.events_added;
     r.last_time = prev;
     out.slot = *slot;
@@ -683,6 +731,7 @@ void ProfileStore::Erase(Slot slot) {
   Impl& m = *impl_;
   Impl::Record& r = m.rec(slot);
   if (r.data == nullptr) return;
+  m.Forget(slot);
   m.index.Erase(slot, KeyIndex<Impl::KeyOfSlot>::Hash(m.KeyOf(slot)));  // before the blob goes
   m.total_events -= r.num_events;
   m.blob_bytes -= m.Footprint(r.data);
@@ -715,7 +764,8 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
   view->interner_ = &values;
   view->attrs_.clear();
   view->list_items_.clear();
-  view->events_.clear();
+  view->events_ = {};
+  view->own_events_.clear();
   bool has_list = false;
   codec::Field f;
   const uint8_t* attrs_end = (parts & kAttributes) ? b.events : b.attrs;
@@ -745,10 +795,83 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
     }
   }
   if ((parts & kEvents) == 0) return;
-  ForEachRetainedEvent(b, now - options_.retention_ms, [&](const codec::EventHead& h) {
+  const int64_t cutoff = now - options_.retention_ms;
+  view->blob_ = r.data;
+  if (const Impl::History* h = impl_->HistoryOf(slot)) {
+    // History order is time order: the events retention no longer keeps come first.
+    std::span<const ProfileView::EventRef> stored = h->stored();
+    size_t skip = 0;
+    while (skip < stored.size() && stored[skip].time <= cutoff) ++skip;
+    view->events_ = stored.subspan(skip);
+    view->props_shift_ = h->shift;
+    return;
+  }
+  view->props_shift_ = 0;
+  ForEachRetainedEvent(b, cutoff, [&](const codec::EventHead& h) {
     const uint8_t* props = codec::EventProps(h);
-    view->events_.push_back({h.time, h.type, static_cast<uint32_t>(h.end - props), props});
+    view->own_events_.push_back({h.time, h.type, static_cast<uint32_t>(h.end - props),
+                                 static_cast<uint32_t>(props - r.data)});
   });
+  view->events_ = view->own_events_;
+}
+
+void ProfileStore::Impl::Remember(Slot s) {
+  History& h = histories[s % kHistories];
+  const Record& r = rec(s);
+  const codec::BlobLayout b = Layout(r);
+  h.slot = s;
+  h.events.clear();
+  h.first = 0;
+  h.shift = 0;
+  ForEachRetainedEvent(b, std::numeric_limits<int64_t>::min(), [&](const codec::EventHead& e) {
+    const uint8_t* props = codec::EventProps(e);
+    h.events.push_back({e.time, e.type, static_cast<uint32_t>(e.end - props),
+                        static_cast<uint32_t>(props - r.data)});
+  });
+}
+
+void ProfileStore::Impl::Follow(Slot s, uint32_t old_size, uint32_t old_events,
+                                const AppliedUpdate& out) {
+  const Record& r = rec(s);
+  History& h = histories[s % kHistories];
+  // Events at the end of the blob only, and not every event it had dropped: the ones it
+  // kept moved together (by the attributes' change of size and the bytes dropped before
+  // them; a first event's head rewritten to an absolute time precedes its properties)
+  // and only the appended ones are new.
+  const uint32_t dropped = old_events + out.events_added - r.num_events;
+  if (h.slot == s && out.events_appended && dropped < old_events) {
+    const uint32_t kept_end = r.size - appended_bytes;  // where the appended events start
+    h.first += dropped;
+    h.shift += int64_t{kept_end} - int64_t{old_size};
+    int64_t prev = h.events.back().time;
+    codec::EventHead e;
+    for (const uint8_t* p = r.data + kept_end; p < r.data + r.size; prev = e.time) {
+      p = codec::NextEvent(p, r.data + r.size, prev, &e);
+      const uint8_t* props = codec::EventProps(e);
+      h.events.push_back({e.time, e.type, static_cast<uint32_t>(e.end - props),
+                          static_cast<uint32_t>(props - r.data - h.shift)});
+    }
+    // Now and then the dropped heads go, and the offsets are made absolute again (a
+    // shift only grows in magnitude as events come and go).
+    if (h.first * 2 > h.events.size() || std::abs(h.shift) > (int64_t{1} << 20)) {
+      h.events.erase(h.events.begin(), h.events.begin() + static_cast<ptrdiff_t>(h.first));
+      h.first = 0;
+      for (ProfileView::EventRef& ev : h.events) {
+        ev.props_offset = static_cast<uint32_t>(ev.props_offset + h.shift);
+      }
+      h.shift = 0;
+    }
+    assert(h.stored().size() == r.num_events);
+    return;
+  }
+  if (h.slot == s) h.slot = History::kNone;  // changed in the middle: decode it again
+  if (r.num_events < std::max<uint32_t>(1, options.cached_history_min_events)) return;
+  Slot& candidate = history_candidates[s % kHistories];
+  if (candidate == s) {
+    Remember(s);
+  } else {
+    candidate = s;
+  }
 }
 
 uint64_t ProfileStore::MatchTypeSequence(std::span<const TypeStep> steps, int64_t now,
@@ -859,7 +982,10 @@ ProfileData ProfileStore::Read(Slot slot, int64_t now) const {
 
 std::string_view ProfileStore::Key(Slot slot) const { return impl_->KeyOf(slot); }
 
-void ProfileStore::Prune(Slot slot, int64_t now) { impl_->Prune(impl_->rec(slot), now); }
+void ProfileStore::Prune(Slot slot, int64_t now) {
+  impl_->Prune(impl_->rec(slot), now);
+  impl_->Forget(slot);
+}
 
 Slot ProfileStore::slot_limit() const { return impl_->limit; }
 
@@ -875,7 +1001,14 @@ size_t ProfileStore::MemoryBytes() const {
   const Impl& m = *impl_;
   return m.blob_bytes + m.chunks.size() * Impl::kChunkSize * sizeof(Impl::Record) +
          m.chunks.capacity() * sizeof(m.chunks[0]) + m.free_slots.capacity() * sizeof(Slot) +
-         m.index.MemoryBytes() + interner_.MemoryBytes() + m.values.MemoryBytes();
+         m.index.MemoryBytes() + interner_.MemoryBytes() + m.values.MemoryBytes() +
+         m.HistoriesBytes();
+}
+
+size_t ProfileStore::CachedHistories() const {
+  const Impl& m = *impl_;
+  return std::count_if(m.histories.begin(), m.histories.end(),
+                       [](const Impl::History& h) { return h.slot != Impl::History::kNone; });
 }
 
 }  // namespace segd

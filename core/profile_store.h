@@ -103,7 +103,7 @@ class ProfileStore {
   enum LoadParts : uint8_t { kAttributes = 1, kEvents = 2, kAll = 3 };
 
   // Fills `view` with the profile as of `now`: events at or before now - retention
-  // are left out.
+  // are left out. The view is valid until the store next changes a profile.
   void Load(Slot slot, int64_t now, ProfileView* view, LoadParts parts = kAll) const;
 
   // One step of MatchTypeSequence: an event type (an interned name id), or any type.
@@ -141,6 +141,8 @@ class ProfileStore {
   size_t size() const;           // live profiles
   uint64_t event_count() const;  // events held, all profiles
   size_t MemoryBytes() const;    // an estimate of the heap held
+  // How many long histories the store keeps decoded (see Load).
+  size_t CachedHistories() const;
 
   Interner& interner() { return interner_; }
   const Interner& interner() const { return interner_; }

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -70,8 +71,9 @@ struct Val {
 
 // Read access to one profile as of one moment, for evaluation: its attributes and its
 // retained events in history order (time, then arrival). Filled by
-// ProfileStore::Load(); valid until that profile is next changed or the view reloaded.
-// A view is reusable scratch: loading into it again reuses its buffers.
+// ProfileStore::Load(); valid until the store next changes a profile (any profile: the
+// events may be the store's own decoded copy of a long history) or the view is
+// reloaded. A view is reusable scratch: loading into it again reuses its buffers.
 class ProfileView {
  public:
   ProfileView() = default;
@@ -96,16 +98,22 @@ class ProfileView {
 
  private:
   friend class ProfileStore;
+  // An event's head, decoded; its properties stay encoded in the profile's blob, at
+  // blob_ + props_offset + props_shift_ (the shift lets the store keep the heads of a
+  // long history in step with a blob whose bytes moved, without touching each one).
   struct EventRef {
     int64_t time;
     uint32_t type;
-    uint32_t props_size;   // bytes of encoded properties at props
-    const uint8_t* props;  // encoded properties (see profile_codec.h)
+    uint32_t props_size;    // bytes of encoded properties
+    uint32_t props_offset;  // where they start (see above)
   };
   std::string_view key_;
   std::vector<std::pair<uint32_t, Val>> attrs_;
   std::vector<std::string_view> list_items_;  // backing store of list attributes
-  std::vector<EventRef> events_;
+  std::span<const EventRef> events_;          // own_events_, or the store's copy
+  std::vector<EventRef> own_events_;
+  const uint8_t* blob_ = nullptr;
+  int64_t props_shift_ = 0;
   const Interner* interner_ = nullptr;
 };
 

@@ -194,9 +194,46 @@ class RandomUpdates {
   uint64_t counter_ = 0;
 };
 
+// The view Load fills shows what Read returns: every retained event's time, type and
+// properties (decoded from the blob, or kept decoded by the store's cache of long
+// histories).
+void RequireViewMatchesRead(const ProfileStore& store, Slot slot, int64_t now) {
+  ProfileView view;
+  store.Load(slot, now, &view);
+  const ProfileData p = store.Read(slot, now);
+  REQUIRE(view.num_events() == p.events.size());
+  for (size_t i = 0; i < p.events.size(); ++i) {
+    const Event& e = p.events[i];
+    INFO("event " << i);
+    REQUIRE(view.event_time(i) == e.time);
+    REQUIRE(view.event_type(i) == store.interner().Find(e.type));
+    for (const auto& [name, value] : e.properties) {
+      const Val v = view.EventProp(i, *store.interner().Find(name));
+      switch (value.kind()) {
+        case ValueKind::kString:
+          REQUIRE(v.s == value.string_value());
+          break;
+        case ValueKind::kInt:
+          REQUIRE(v.i == value.int_value());
+          break;
+        case ValueKind::kFloat:
+          REQUIRE(v.f == value.float_value());
+          break;
+        case ValueKind::kBool:
+          REQUIRE(v.b == value.bool_value());
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
 TEST_CASE("ProfileStore matches a reference model under random updates", "[core][store]") {
   EngineOptions o = Options(12);
   o.retention_ms = 20 * kDay;
+  // 1: every profile updated twice in a row of its place has its history kept decoded.
+  o.cached_history_min_events = GENERATE(1u, 1024u);
   ProfileStore store(o);
   Model model(o);
   RandomUpdates gen(301);
@@ -230,9 +267,13 @@ TEST_CASE("ProfileStore matches a reference model under random updates", "[core]
     if (ok) {
       REQUIRE(slot.has_value());
       REQUIRE(store.Read(*slot, now) == model.Read(u.key, now));
+      RequireViewMatchesRead(store, *slot, now);
+      // Later, when retention may have dropped some of the events out of the view.
+      RequireViewMatchesRead(store, *slot, now + static_cast<int64_t>(gen.Below(30)) * kDay);
     }
   }
   REQUIRE(rejected > 0);
+  if (o.cached_history_min_events == 1) REQUIRE(store.CachedHistories() > 0);
   uint64_t events = 0;
   for (const auto& [key, p] : model.profiles()) {
     REQUIRE(store.Read(*store.Find(key), now) == model.Read(key, now));
