@@ -256,6 +256,14 @@ struct ProfileStore::Impl {
     History& h = histories[s % kHistories];
     if (h.slot == s) h.slot = History::kNone;
   }
+  // The decoded head of event `e` of the blob at `data`, for a view that finds its
+  // properties at data + props_offset + shift.
+  static ProfileView::EventRef HeadOf(const codec::EventHead& e, const uint8_t* data,
+                                      int64_t shift = 0) {
+    const uint8_t* props = codec::EventProps(e);
+    return {e.time, e.type, static_cast<uint32_t>(e.end - props),
+            static_cast<uint32_t>(props - data - shift)};
+  }
   // Decodes the whole history of the profile at `s` into its place in the cache.
   void Remember(Slot s);
   // Brings the cached history of `s`, if any, in step with the update just applied to
@@ -808,9 +816,7 @@ void ProfileStore::Load(Slot slot, int64_t now, ProfileView* view, LoadParts par
   }
   view->props_shift_ = 0;
   ForEachRetainedEvent(b, cutoff, [&](const codec::EventHead& h) {
-    const uint8_t* props = codec::EventProps(h);
-    view->own_events_.push_back({h.time, h.type, static_cast<uint32_t>(h.end - props),
-                                 static_cast<uint32_t>(props - r.data)});
+    view->own_events_.push_back(Impl::HeadOf(h, r.data));
   });
   view->events_ = view->own_events_;
 }
@@ -823,11 +829,8 @@ void ProfileStore::Impl::Remember(Slot s) {
   h.events.clear();
   h.first = 0;
   h.shift = 0;
-  ForEachRetainedEvent(b, std::numeric_limits<int64_t>::min(), [&](const codec::EventHead& e) {
-    const uint8_t* props = codec::EventProps(e);
-    h.events.push_back({e.time, e.type, static_cast<uint32_t>(e.end - props),
-                        static_cast<uint32_t>(props - r.data)});
-  });
+  ForEachRetainedEvent(b, std::numeric_limits<int64_t>::min(),
+                       [&](const codec::EventHead& e) { h.events.push_back(HeadOf(e, r.data)); });
 }
 
 void ProfileStore::Impl::Follow(Slot s, uint32_t old_size, uint32_t old_events,
@@ -847,9 +850,7 @@ void ProfileStore::Impl::Follow(Slot s, uint32_t old_size, uint32_t old_events,
     codec::EventHead e;
     for (const uint8_t* p = r.data + kept_end; p < r.data + r.size; prev = e.time) {
       p = codec::NextEvent(p, r.data + r.size, prev, &e);
-      const uint8_t* props = codec::EventProps(e);
-      h.events.push_back({e.time, e.type, static_cast<uint32_t>(e.end - props),
-                          static_cast<uint32_t>(props - r.data - h.shift)});
+      h.events.push_back(HeadOf(e, r.data, h.shift));
     }
     // Now and then the dropped heads go, and the offsets are made absolute again (a
     // shift only grows in magnitude as events come and go).
