@@ -470,6 +470,57 @@ TEST_CASE("ProfileStore drops the oldest event past max_events", "[core][store]"
   REQUIRE(Ids(ReadKey(store, "k")) == std::vector<std::string>{"3", "4", "2"});
 }
 
+TEST_CASE("ProfileStore keeps a hot profile's long history decoded, in step with it",
+          "[core][store]") {
+  EngineOptions o = Options(4);
+  o.cached_history_min_events = 4;
+  ProfileStore store(o);
+  auto view_event = [](int i) {  // the i-th event sent: property n = i
+    return Ev("view", kNow - 1000 + i, "", {{"n", Value::Int(i)}});
+  };
+  // What a view of "hot" must show after event `last` was sent: the newest 4 events.
+  auto require_view = [&](int last) {
+    ProfileView view;
+    store.Load(*store.Find("hot"), kNow, &view);
+    REQUIRE(view.num_events() == 4);
+    const uint32_t n = *store.interner().Find("n");
+    for (int k = 0; k < 4; ++k) {
+      INFO("last " << last << ", event " << k);
+      REQUIRE(view.event_time(k) == kNow - 1000 + last - 3 + k);
+      REQUIRE(view.EventProp(k, n).i == last - 3 + k);
+    }
+  };
+  ProfileUpdate u = Upd("hot");
+  u.events = {view_event(0), view_event(1), view_event(2), view_event(3)};
+  MustApply(store, u);
+  for (int i = 4; i < 40; ++i) {
+    u.events = {view_event(i)};
+    u.set.clear();
+    // Attributes of a new size move the events behind them.
+    if (i % 3 == 0) u.set = {{"plan", Value::String(std::string(i % 7, 'x'))}};
+    MustApply(store, u);
+    ProfileUpdate other = Upd("other");
+    other.events = {view_event(i)};
+    MustApply(store, other);  // another profile, elsewhere in the store
+    require_view(i);
+  }
+  // Seen updated twice with 4 events: its history is kept decoded, patched since.
+  REQUIRE(store.CachedHistories() >= 1);
+
+  // A late event lands in the middle (then is dropped as the oldest): decoded again.
+  u.set.clear();
+  u.events = {Ev("view", kNow - 2000, "", {{"n", Value::Int(-1)}})};
+  MustApply(store, u);
+  require_view(39);
+  u.events = {view_event(40)};
+  MustApply(store, u);
+  require_view(40);
+  // A replace or an erase forgets it.
+  const size_t cached = store.CachedHistories();
+  store.Erase(*store.Find("hot"));
+  REQUIRE(store.CachedHistories() == cached - 1);
+}
+
 // ---- Replace ----
 
 TEST_CASE("ProfileStore replaces a whole profile", "[core][store]") {
