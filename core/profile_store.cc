@@ -865,7 +865,7 @@ void ProfileStore::Impl::Follow(Slot s, uint32_t old_size, uint32_t old_events,
     assert(h.stored().size() == r.num_events);
     return;
   }
-  if (h.slot == s) h.slot = History::kNone;  // changed in the middle: decode it again
+  Forget(s);  // changed in the middle: decode it again
   if (r.num_events < std::max<uint32_t>(1, options.cached_history_min_events)) return;
   Slot& candidate = history_candidates[s % kHistories];
   if (candidate == s) {

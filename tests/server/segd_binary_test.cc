@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "grpcpp/health_check_service_interface.h"
 #include "segd/v1/segd.grpc.pb.h"
@@ -24,6 +25,18 @@ using testing::RunProcess;
 using testing::SegdProcess;
 using testing::TempDir;
 
+// The names of the threads of process `pid` (as `top -H` and `perf` show them).
+std::vector<std::string> ThreadNames(pid_t pid) {
+  std::vector<std::string> names;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::string name = testing::ReadFile(task.path().string() + "/comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]") {
   TempDir dir;
   SegdProcess segd(dir, "segd", /*port=*/0,
@@ -33,13 +46,8 @@ TEST_CASE("segd serves over loopback and drains on SIGTERM", "[server][binary]")
   CHECK_THAT(segd.Log(),
              Catch::Matchers::Contains("shards=2") && Catch::Matchers::Contains("clock=manual"));
   // Its threads are named for `top -H` and `perf`: one per shard, and the change pump.
-  std::set<std::string> threads;
-  for (const auto& task :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(segd.pid()) + "/task")) {
-    std::string name = testing::ReadFile(task.path().string() + "/comm");
-    if (!name.empty() && name.back() == '\n') name.pop_back();
-    threads.insert(name);
-  }
+  const std::vector<std::string> names = ThreadNames(segd.pid());
+  const std::set<std::string> threads(names.begin(), names.end());
   CHECK(threads.count("segd-shard-0") == 1);
   CHECK(threads.count("segd-shard-1") == 1);
   CHECK(threads.count("segd-shard-2") == 0);
@@ -102,12 +110,10 @@ TEST_CASE("segd runs a shard a core unless --shards says otherwise", "[server][b
   SegdProcess segd(dir, "segd", /*port=*/0, {"--clock=manual"});
   const int expected = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   CHECK_THAT(segd.Log(), Catch::Matchers::Contains("shards=" + std::to_string(expected) + " "));
-  const std::string tasks = "/proc/" + std::to_string(segd.pid()) + "/task";
-  int shard_threads = 0;
-  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
-    shard_threads += testing::ReadFile(task.path().string() + "/comm").starts_with("segd-shard-");
-  }
-  CHECK(shard_threads == expected);
+  const std::vector<std::string> names = ThreadNames(segd.pid());
+  CHECK(std::count_if(names.begin(), names.end(), [](const std::string& name) {
+          return name.starts_with("segd-shard-");
+        }) == expected);
   CHECK(segd.Stop(SIGTERM, std::chrono::seconds(8)) == 0);
 }
 
